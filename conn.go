@@ -1,0 +1,528 @@
+package wssec
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+	"github.com/wssec/wssec/internal/envelope"
+)
+
+// Close codes wssec sends (RFC 6455 §7.4.1).
+const (
+	CloseNormal        = websocket.CloseNormalClosure           // 1000
+	CloseGoingAway     = websocket.CloseGoingAway               // 1001: server shutdown, idle
+	CloseInvalidData   = websocket.CloseInvalidFramePayloadData // 1007: text frame not UTF-8
+	ClosePolicy        = websocket.ClosePolicyViolation         // 1008: token expired or revoked, too many denials, max age
+	CloseTooBig        = websocket.CloseMessageTooBig           // 1009
+	CloseInternalError = websocket.CloseInternalServerErr       // 1011
+	CloseTryAgainLater = websocket.CloseTryAgainLater           // 1013: slow consumer, rate abuse
+)
+
+// CloseError is returned by ReadMessage and Send once the connection is
+// closed, with the code and reason of the close, whichever side sent it.
+type CloseError struct {
+	Code   int
+	Reason string
+	// Remote reports whether the peer closed first.
+	Remote bool
+}
+
+func (e *CloseError) Error() string {
+	who := "server"
+	if e.Remote {
+		who = "client"
+	}
+	return fmt.Sprintf("wssec: connection closed by %s: %d %s", who, e.Code, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrClosed) true.
+func (e *CloseError) Unwrap() error { return ErrClosed }
+
+// closeGrace bounds how long a close may wait on a peer that does not read.
+const closeGrace = time.Second
+
+// Conn is a secured WebSocket connection. ReadMessage returns only
+// messages that passed every guard; Send queues JSON for the single writer
+// goroutine the Conn owns. ReadMessage must be called from one goroutine at
+// a time (it serialises concurrent callers); Send and Close are safe from
+// any number of goroutines.
+type Conn struct {
+	g      *Guard
+	ws     *websocket.Conn
+	hs     *handshake
+	ctx    context.Context
+	cancel context.CancelFunc
+	opened time.Time
+
+	principal atomic.Pointer[Principal]
+
+	send chan []byte   // bounded queue drained by the writer
+	done chan struct{} // closed by Close
+	gone chan struct{} // closed when the writer finished and the socket is closed
+
+	closeOnce sync.Once
+	closeErr  atomic.Pointer[CloseError]
+
+	readMu  sync.Mutex   // one reader at a time; guards the fields below
+	buf     bytes.Buffer // reused read buffer
+	env     envelope.Envelope
+	tat     int64 // message-rate state (GCRA)
+	denials int   // refused messages
+	limited int   // rate-limited messages since the last accepted one
+	pingTat atomic.Int64
+}
+
+func (g *Guard) newConn(ws *websocket.Conn, hs *handshake) *Conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	ctx = context.WithValue(ctx, principalKey{}, hs.principal)
+	c := &Conn{
+		g:      g,
+		ws:     ws,
+		hs:     hs,
+		ctx:    ctx,
+		cancel: cancel,
+		opened: g.now(),
+		send:   make(chan []byte, g.cfg.sendQueue),
+		done:   make(chan struct{}),
+		gone:   make(chan struct{}),
+	}
+	c.principal.Store(hs.principal)
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		cancel()
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseGoingAway, "server shutdown"), time.Now().Add(closeGrace))
+		ws.Close()
+		return nil
+	}
+	g.conns[c] = struct{}{}
+	g.wg.Add(1)
+	g.mu.Unlock()
+
+	// The wire limit stops a large frame before it is buffered; the
+	// bounded reader in ReadMessage also caps the decompressed size.
+	ws.SetReadLimit(g.cfg.maxMessageSize)
+	ws.SetPongHandler(func(string) error {
+		return ws.SetReadDeadline(time.Now().Add(g.cfg.idleTimeout))
+	})
+	ws.SetPingHandler(c.onPing)
+	go c.writer()
+	return c
+}
+
+// Context returns a context that carries the Principal and is cancelled
+// when the connection closes.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Principal returns the connection's current principal.
+func (c *Conn) Principal() *Principal { return c.principal.Load() }
+
+// Subprotocol returns the subprotocol the server selected, or "".
+func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
+
+// RemoteIP returns the client IP the guards used (after trusted proxies).
+func (c *Conn) RemoteIP() string { return c.hs.ip.String() }
+
+// Done is closed when the connection has been closed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// onPing answers a client ping with a pong, but counts pings against the
+// message rate so a ping flood cannot buy free work.
+func (c *Conn) onPing(data string) error {
+	tat := c.pingTat.Load()
+	ok, _ := c.g.lim.msgRate.Allow(&tat, c.g.now().UnixNano())
+	c.pingTat.Store(tat) // the reader goroutine is the only writer
+	if !ok {
+		c.limited++
+		if c.limited >= c.g.cfg.denialLimit {
+			c.closeWith(CloseTryAgainLater, "ping flood", false)
+			return nil
+		}
+		return nil
+	}
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.g.cfg.writeTimeout))
+	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// ReadMessage returns the next message that passed every guard: size cap,
+// UTF-8, message rate, strict envelope, registered action, payload schema
+// and validator tags, channel rules and the Policy. Refused messages are
+// answered with an error frame and never returned; repeated refusals close
+// the connection. It returns a *CloseError once the connection is closed,
+// or ctx.Err() if ctx ends first (the connection is then closed too: a
+// read cannot be abandoned half way).
+func (c *Conn) ReadMessage(ctx context.Context) (*Message, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { c.ws.SetReadDeadline(time.Now()) })
+		defer stop()
+	}
+	for {
+		if err := c.closedErr(); err != nil {
+			return nil, err
+		}
+		m, err := c.readOne()
+		if err != nil {
+			if ctx.Err() != nil {
+				c.closeWith(CloseGoingAway, "read abandoned", false)
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		if m != nil {
+			return m, nil
+		}
+	}
+}
+
+// readOne reads one frame and runs the guards. It returns (nil, nil) for a
+// message that was refused or answered internally.
+func (c *Conn) readOne() (*Message, error) {
+	g := c.g
+	if err := c.ws.SetReadDeadline(time.Now().Add(g.cfg.idleTimeout)); err != nil {
+		return nil, c.fail(err)
+	}
+	mt, r, err := c.ws.NextReader()
+	if err != nil {
+		return nil, c.fail(err)
+	}
+	// Bounded read: also caps what a compressed frame inflates to.
+	c.buf.Reset()
+	n, err := c.buf.ReadFrom(io.LimitReader(r, g.cfg.maxMessageSize+1))
+	if err != nil {
+		return nil, c.fail(err)
+	}
+	if n > g.cfg.maxMessageSize {
+		c.closeWith(CloseTooBig, "message too big", false)
+		c.refused(Event{Reason: "message_too_big", CloseCode: CloseTooBig})
+		return nil, c.closedErr()
+	}
+	data := c.buf.Bytes()
+	if mt == websocket.TextMessage && !utf8.Valid(data) {
+		c.closeWith(CloseInvalidData, "invalid utf-8", false)
+		c.refused(Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData})
+		return nil, c.closedErr()
+	}
+
+	// Message rate, before any parsing.
+	if ok, _ := g.lim.msgRate.Allow(&c.tat, g.now().UnixNano()); !ok {
+		c.limited++
+		if c.limited >= g.cfg.denialLimit {
+			c.refused(Event{Reason: "rate_abuse", CloseCode: CloseTryAgainLater})
+			c.closeWith(CloseTryAgainLater, "message rate exceeded", false)
+			return nil, c.closedErr()
+		}
+		c.deny(nil, "rate_limited", "rate limit exceeded", Event{Reason: "rate_limited"}, false)
+		return nil, nil
+	}
+	c.limited = 0
+
+	if mt != websocket.TextMessage && !g.cfg.binary {
+		c.deny(nil, envelope.CodeInvalidMessage, "binary frames are not accepted", Event{Reason: "binary_frame"}, true)
+		return nil, c.closedErr()
+	}
+
+	mr := g.msg
+	env := &c.env
+	if err := envelope.Parse(data, mr.limits, mr.schemaFor, env); err != nil {
+		var ee *envelope.Error
+		if !errors.As(err, &ee) {
+			ee = envelope.ErrInvalidJSON
+		}
+		reason := "invalid_message"
+		if ee.Code == envelope.CodeUnknownAction {
+			reason = "unknown_action"
+		}
+		c.deny(env.ID, ee.Code, ee.Reason, Event{Reason: reason, Detail: ee.Reason, Action: safeAction(env.Action)}, true)
+		return nil, c.closedErr()
+	}
+	action := string(env.Action)
+	if action == actionPing {
+		c.enqueue(pongFrame(env.ID))
+		return nil, nil
+	}
+	reg := mr.actions[action]
+	m := &Message{Action: action, Channel: string(env.Channel), ID: string(env.ID)}
+	if env.Payload != nil {
+		m.Payload = append(json.RawMessage(nil), env.Payload...)
+	}
+	ev := Event{Action: action, Channel: m.Channel}
+	data2, reason := mr.decode(reg, m.Payload)
+	if reason != "" {
+		ev.Reason, ev.Detail = "invalid_message", reason
+		c.deny(env.ID, envelope.CodeInvalidMessage, reason, ev, true)
+		return nil, c.closedErr()
+	}
+	m.Data = data2
+
+	p := c.Principal()
+	if m.Channel != "" {
+		if why := mr.authorizeChannel(m.Channel, action, p); why != "" {
+			ev.Reason, ev.Detail = "forbidden", why
+			c.deny(env.ID, "forbidden", "forbidden", ev, true)
+			return nil, c.closedErr()
+		}
+	}
+	if mr.policy != nil {
+		if err := mr.policy(c.ctx, p, m); err != nil {
+			ev.Reason, ev.Detail = "forbidden", "policy: "+err.Error()
+			c.deny(env.ID, "forbidden", "forbidden", ev, true)
+			return nil, c.closedErr()
+		}
+	}
+	return m, nil
+}
+
+// safeAction returns a parsed action for logs ("" if it was not parsed).
+func safeAction(a []byte) string {
+	if len(a) > envelope.DefaultMaxActionLen {
+		return ""
+	}
+	return string(a)
+}
+
+// deny answers a refused message with an error frame, logs it, and closes
+// the connection with 1008 when counted refusals reach the denial limit.
+func (c *Conn) deny(id []byte, code, msg string, ev Event, count bool) {
+	c.enqueue(errorFrame(id, code, msg))
+	c.refused(ev)
+	if !count {
+		return
+	}
+	c.denials++
+	if c.denials >= c.g.cfg.denialLimit {
+		c.refused(Event{Reason: "denial_limit", CloseCode: ClosePolicy})
+		c.closeWith(ClosePolicy, "too many refused messages", false)
+	}
+}
+
+func (c *Conn) refused(ev Event) {
+	ev.Kind = EventMessageRefused
+	ev.RemoteIP = c.hs.ip
+	if p := c.Principal(); p != nil {
+		ev.Subject = p.Subject
+	}
+	c.g.emit(c.ctx, ev)
+}
+
+// fail maps a read error to the connection's close.
+func (c *Conn) fail(err error) error {
+	if ce := c.closedErr(); ce != nil {
+		return ce
+	}
+	var wce *websocket.CloseError
+	switch {
+	case errors.As(err, &wce):
+		c.closeWith(wce.Code, wce.Text, true)
+	case errors.Is(err, websocket.ErrReadLimit):
+		c.refused(Event{Reason: "message_too_big", CloseCode: CloseTooBig})
+		c.closeWith(CloseTooBig, "message too big", false)
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			c.closeWith(CloseGoingAway, "idle timeout", false)
+		} else if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			c.closeWith(websocket.CloseAbnormalClosure, "connection lost", true)
+		} else {
+			// A protocol error (bad frame, bad close code, reserved bits…):
+			// gorilla has already sent its close frame.
+			c.closeWith(websocket.CloseProtocolError, "protocol error", true)
+		}
+	}
+	return c.closedErr()
+}
+
+func (c *Conn) closedErr() error {
+	if ce := c.closeErr.Load(); ce != nil {
+		return ce
+	}
+	return nil
+}
+
+// Send marshals v to JSON once and queues it for the writer. It never
+// blocks on the network: when the queue is full the client is too slow,
+// and the connection is closed with 1013.
+func (c *Conn) Send(ctx context.Context, v any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := c.closedErr(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("wssec: send: %w", err)
+	}
+	if !c.enqueue(b) {
+		if ce := c.closedErr(); ce != nil {
+			return ce
+		}
+		return ErrSlowConsumer
+	}
+	return nil
+}
+
+// enqueue queues a frame without blocking; a full queue closes the
+// connection with 1013.
+func (c *Conn) enqueue(b []byte) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	select {
+	case c.send <- b:
+		return true
+	default:
+		c.g.emit(c.ctx, Event{Kind: EventMessageRefused, Reason: "slow_consumer", RemoteIP: c.hs.ip, CloseCode: CloseTryAgainLater})
+		c.closeWith(CloseTryAgainLater, "slow consumer", false)
+		return false
+	}
+}
+
+// Close closes the connection with code and reason (truncated to the 123
+// bytes a close frame holds). It is idempotent and safe to call
+// concurrently with every other method; it does not wait for the close
+// frame to be written.
+func (c *Conn) Close(code int, reason string) error {
+	c.closeWith(code, reason, false)
+	return nil
+}
+
+func (c *Conn) closeWith(code int, reason string, remote bool) {
+	c.closeOnce.Do(func() {
+		if len(reason) > 123 {
+			reason = reason[:123]
+			for !utf8.ValidString(reason) {
+				reason = reason[:len(reason)-1]
+			}
+		}
+		c.closeErr.Store(&CloseError{Code: code, Reason: reason, Remote: remote})
+		close(c.done)
+		// Unblock a writer stuck on a peer that does not read.
+		_ = c.ws.NetConn().SetWriteDeadline(time.Now().Add(closeGrace))
+	})
+}
+
+// writer is the only goroutine that writes data frames. It also pings,
+// enforces the maximum connection age and the token's expiry, and tears
+// the connection down.
+func (c *Conn) writer() {
+	g := c.g
+	defer c.teardown()
+	ping := time.NewTicker(g.cfg.pingInterval)
+	defer ping.Stop()
+	age := time.NewTimer(g.cfg.maxConnAge)
+	defer age.Stop()
+	var expiry <-chan time.Time
+	if p := c.Principal(); p != nil && !p.ExpiresAt.IsZero() {
+		t := time.NewTimer(p.ExpiresAt.Add(g.cfg.clockSkew).Sub(g.now()))
+		defer t.Stop()
+		expiry = t.C
+	}
+	for {
+		select {
+		case b := <-c.send:
+			if err := c.write(b); err != nil {
+				c.closeWith(websocket.CloseAbnormalClosure, "write failed", false)
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(g.cfg.writeTimeout)); err != nil {
+				c.closeWith(websocket.CloseAbnormalClosure, "ping failed", false)
+			}
+		case <-age.C:
+			c.closeWith(ClosePolicy, "maximum connection age", false)
+		case <-expiry:
+			c.g.emit(c.ctx, Event{Kind: EventMessageRefused, Reason: "token_expired", RemoteIP: c.hs.ip, Subject: c.Principal().Subject, CloseCode: ClosePolicy})
+			c.closeWith(ClosePolicy, "token expired", false)
+		case <-c.done:
+			return
+		}
+	}
+}
+
+func (c *Conn) write(b []byte) error {
+	if err := c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.writeTimeout)); err != nil {
+		return err
+	}
+	return c.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+// teardown runs once, on the writer goroutine, after Close.
+func (c *Conn) teardown() {
+	ce := c.closeErr.Load()
+	if !ce.Remote {
+		code := ce.Code
+		if code == websocket.CloseAbnormalClosure || code == websocket.CloseNoStatusReceived || code == 0 {
+			code = CloseNormal
+		}
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ce.Reason), time.Now().Add(closeGrace))
+	}
+	c.ws.Close()
+	c.cancel()
+	c.hs.lease.release()
+	g := c.g
+	g.mu.Lock()
+	delete(g.conns, c)
+	g.mu.Unlock()
+	ev := Event{Kind: EventConnClosed, Reason: ce.Reason, RemoteIP: c.hs.ip, CloseCode: ce.Code, Duration: g.now().Sub(c.opened)}
+	if p := c.Principal(); p != nil {
+		ev.Subject = p.Subject
+	}
+	g.emit(context.Background(), ev)
+	close(c.gone)
+	g.wg.Done()
+}
+
+// Wait blocks until the connection is fully torn down (socket closed, slot
+// released) or ctx ends.
+func (c *Conn) Wait(ctx context.Context) error {
+	select {
+	case <-c.gone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errorFrame builds {"action":"error","id":…,"error":{"code":…,"message":…}}.
+func errorFrame(id []byte, code, msg string) []byte {
+	type body struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	f := struct {
+		Action string `json:"action"`
+		ID     string `json:"id,omitempty"`
+		Error  body   `json:"error"`
+	}{Action: actionError, ID: string(id), Error: body{code, msg}}
+	b, _ := json.Marshal(f)
+	return b
+}
+
+func pongFrame(id []byte) []byte {
+	f := struct {
+		Action string `json:"action"`
+		ID     string `json:"id,omitempty"`
+	}{Action: actionPong, ID: string(id)}
+	b, _ := json.Marshal(f)
+	return b
+}

@@ -1,0 +1,123 @@
+package wssec
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Sentinel errors. Every refusal wssec makes wraps one of them, so
+// errors.Is works on what Upgrade returns and on what Observers see.
+var (
+	// ErrInsecureTransport: the request did not arrive over TLS (directly or
+	// as asserted by a trusted proxy) and WithInsecureTransport was not set.
+	ErrInsecureTransport = errors.New("wssec: TLS required")
+	// ErrBadForwarded: a trusted proxy sent forwarding headers that could not
+	// be parsed, or that do not name a usable client address.
+	ErrBadForwarded = errors.New("wssec: malformed forwarding headers")
+	// ErrOriginNotAllowed: the Origin header is missing, "null", malformed
+	// or matches no allowed pattern.
+	ErrOriginNotAllowed = errors.New("wssec: origin not allowed")
+	// ErrRateLimited: the client exceeded a handshake or message rate.
+	ErrRateLimited = errors.New("wssec: rate limited")
+	// ErrQuotaExceeded: the client IP or subject holds too many connections.
+	ErrQuotaExceeded = errors.New("wssec: connection quota exceeded")
+	// ErrCapacity: the Guard holds its total number of connections.
+	ErrCapacity = errors.New("wssec: server at capacity")
+	// ErrTokenMissing: no credential was found in any configured source.
+	ErrTokenMissing = errors.New("wssec: token missing")
+	// ErrTokenInvalid: the credential is malformed, not signed by a trusted
+	// key, uses a refused algorithm or header, or fails a claim check.
+	ErrTokenInvalid = errors.New("wssec: token invalid")
+	// ErrTokenExpired: the token's exp (plus the clock skew) has passed.
+	ErrTokenExpired = errors.New("wssec: token expired")
+	// ErrNotWebSocket: Upgrade was called for a request that is not a
+	// WebSocket handshake.
+	ErrNotWebSocket = errors.New("wssec: not a websocket handshake")
+	// ErrClosed: the Guard or the Conn is closed.
+	ErrClosed = errors.New("wssec: closed")
+	// ErrConfig is wrapped by every configuration error New returns.
+	ErrConfig = errors.New("wssec: invalid configuration")
+	// ErrMessageInvalid: a client message is not an acceptable envelope, or
+	// its payload fails its schema.
+	ErrMessageInvalid = errors.New("wssec: invalid message")
+	// ErrUnknownAction: a client message names an action that is not
+	// registered.
+	ErrUnknownAction = errors.New("wssec: unknown action")
+	// ErrForbidden: the channel rules or the Policy denied a message.
+	ErrForbidden = errors.New("wssec: forbidden")
+	// ErrMessageTooBig: a message exceeded WithMaxMessageSize.
+	ErrMessageTooBig = errors.New("wssec: message too big")
+	// ErrSlowConsumer: the send queue was full.
+	ErrSlowConsumer = errors.New("wssec: send queue full")
+)
+
+// ConfigError is one problem New found in the options. New returns every
+// problem at once, joined with errors.Join; each one also matches ErrConfig.
+type ConfigError struct {
+	Option string // the option at fault, e.g. "WithOrigins"
+	Value  string // the offending value, quoted where helpful; never a secret
+	Reason string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString("wssec: ")
+	b.WriteString(e.Option)
+	if e.Value != "" {
+		b.WriteString("(")
+		b.WriteString(e.Value)
+		b.WriteString(")")
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Reason)
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrConfig) true for every ConfigError.
+func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
+
+// refusal is a handshake refusal: the status and the one line the client
+// reads, the stable reason code that logs and metrics carry, and the
+// sentinel it wraps.
+type refusal struct {
+	status     int
+	reason     string // stable, low-cardinality code: "origin_not_allowed", …
+	msg        string // the one line the client reads; never a token
+	err        error  // a sentinel, or a wrapped detail for the log
+	retryAfter int    // seconds, for 429
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+func refuse(status int, reason, msg string, sentinel error, detail error) *refusal {
+	err := sentinel
+	if detail != nil {
+		err = fmt.Errorf("%w: %v", sentinel, detail)
+	}
+	return &refusal{status: status, reason: reason, msg: msg, err: err}
+}
+
+// write answers the client with a plain HTTP refusal. The body is one short
+// line and never carries request data.
+func (r *refusal) write(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	switch r.status {
+	case http.StatusUnauthorized:
+		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		if r.retryAfter > 0 {
+			h.Set("Retry-After", strconv.Itoa(r.retryAfter))
+		}
+	case http.StatusUpgradeRequired:
+		h.Set("Connection", "close")
+	}
+	w.WriteHeader(r.status)
+	_, _ = w.Write([]byte(r.msg + "\n"))
+}

@@ -1,0 +1,113 @@
+package wssec
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// EventKind names a kind of security event. The set is closed and small,
+// so it is safe to use as a metrics label.
+type EventKind string
+
+// Event kinds.
+const (
+	EventHandshakeRefused  EventKind = "handshake_refused"
+	EventHandshakeAccepted EventKind = "handshake_accepted"
+	EventMessageRefused    EventKind = "message_refused"
+	EventConnClosed        EventKind = "conn_closed"
+	EventConfigWarning     EventKind = "config_warning"
+)
+
+// Event is one security-relevant occurrence. It never holds a token, a
+// ticket or a message payload. Reason is a stable, low-cardinality code
+// ("origin_not_allowed", "token_expired", …); Detail is a human-readable
+// explanation for logs and may name request data (never secrets), so do
+// not use it as a metrics label.
+type Event struct {
+	Kind      EventKind
+	Reason    string
+	Detail    string
+	Status    int        // HTTP status of a handshake refusal, else 0
+	RemoteIP  netip.Addr // the client IP the guards used (after trusted proxies)
+	Origin    string     // the Origin header as sent, truncated; a label only via a bounded mapping
+	Subject   string
+	Action    string
+	Channel   string
+	CloseCode int
+	Duration  time.Duration // connection lifetime, on EventConnClosed
+	Time      time.Time
+}
+
+// Observer receives every security event, for metrics or alerting.
+// Observe is called synchronously on the connection's or request's
+// goroutine, so it must be safe for concurrent use and must not block:
+// hand slow work to a goroutine of your own.
+type Observer interface {
+	Observe(Event)
+}
+
+// maxLoggedOrigin bounds how much of an attacker-controlled Origin header
+// reaches logs and observers.
+const maxLoggedOrigin = 256
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// emit sends e to the observers and the logger. Attribute keys are stable:
+// event, reason, remote_ip, origin, subject, action, channel, close_code.
+func (g *Guard) emit(ctx context.Context, e Event) {
+	if e.Time.IsZero() {
+		e.Time = g.now()
+	}
+	e.Origin = truncate(e.Origin, maxLoggedOrigin)
+	for _, o := range g.cfg.observers {
+		o.Observe(e)
+	}
+	level := slog.LevelWarn
+	switch e.Kind {
+	case EventHandshakeAccepted, EventConnClosed:
+		level = slog.LevelInfo
+	}
+	if !g.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs, slog.String("event", string(e.Kind)))
+	if e.Reason != "" {
+		attrs = append(attrs, slog.String("reason", e.Reason))
+	}
+	if e.Detail != "" {
+		attrs = append(attrs, slog.String("detail", e.Detail))
+	}
+	if e.Status != 0 {
+		attrs = append(attrs, slog.Int("status", e.Status))
+	}
+	if e.RemoteIP.IsValid() {
+		attrs = append(attrs, slog.String("remote_ip", e.RemoteIP.String()))
+	}
+	if e.Origin != "" {
+		attrs = append(attrs, slog.String("origin", e.Origin))
+	}
+	if e.Subject != "" {
+		attrs = append(attrs, slog.String("subject", e.Subject))
+	}
+	if e.Action != "" {
+		attrs = append(attrs, slog.String("action", e.Action))
+	}
+	if e.Channel != "" {
+		attrs = append(attrs, slog.String("channel", e.Channel))
+	}
+	if e.CloseCode != 0 {
+		attrs = append(attrs, slog.Int("close_code", e.CloseCode))
+	}
+	if e.Duration != 0 {
+		attrs = append(attrs, slog.Duration("duration", e.Duration))
+	}
+	g.log.LogAttrs(ctx, level, "wssec "+string(e.Kind), attrs...)
+}

@@ -1,0 +1,269 @@
+package wssec
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync/atomic"
+
+	"github.com/wssec/wssec/internal/clientip"
+	"github.com/wssec/wssec/internal/jwtpre"
+	"github.com/wssec/wssec/internal/origin"
+)
+
+// handshake is what the guards learned about an accepted request. Wrap
+// stores it in the request context; Upgrade consumes it exactly once.
+type handshake struct {
+	g         *Guard
+	ip        netip.Addr // client IP after trusted proxies
+	origin    string     // the Origin header, "" when absent
+	principal *Principal
+	lease     *lease
+	consumed  atomic.Bool // Upgrade took it
+	upgraded  atomic.Bool // a Conn owns the lease
+}
+
+type handshakeKey struct{}
+
+// clientKey is the key for per-client limits: IPv4 as is, IPv6 by /64.
+func clientKey(ip netip.Addr) netip.Addr {
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
+}
+
+// check runs every guard, cheapest first. On refusal nothing was upgraded,
+// no slot is held, and the caller writes the refusal.
+func (g *Guard) check(ctx context.Context, r *http.Request) (*handshake, *refusal, Event) {
+	ev := Event{Kind: EventHandshakeRefused, Origin: r.Header.Get("Origin")}
+
+	// 1. Transport, and the client IP behind trusted proxies (one parse).
+	remote, err := clientip.ParseRemoteAddr(r.RemoteAddr)
+	if err != nil {
+		return nil, refuse(400, "remote_addr", "bad request", ErrBadForwarded, err), ev
+	}
+	ev.RemoteIP = remote
+	res, ferr := clientip.Resolve(remote, r.Header, g.trusted)
+	secure := r.TLS != nil
+	if ferr == nil && res.ViaProxy {
+		switch res.Proto {
+		case "https", "wss":
+			secure = true
+		case "http", "ws":
+			secure = false
+		}
+	}
+	if !secure && !g.cfg.insecureTransport {
+		return nil, refuse(426, "transport_insecure", "TLS required: connect with wss://", ErrInsecureTransport, nil), ev
+	}
+
+	// 2. Client IP.
+	if ferr != nil {
+		return nil, refuse(400, "forwarded_malformed", "bad forwarding headers", ErrBadForwarded, ferr), ev
+	}
+	ip := res.Client
+	ev.RemoteIP = ip
+
+	// 3. Origin.
+	hs := &handshake{g: g, ip: ip}
+	if ref := g.checkOrigin(r, secure, hs); ref != nil {
+		return nil, ref, ev
+	}
+
+	// 4. Handshake rate per client, before any signature is checked.
+	ok, wait, err := g.lim.allowHandshake(ctx, clientKey(ip), g.now())
+	if err != nil {
+		return nil, refuse(503, "store_error", "service unavailable", ErrRateLimited, err), ev
+	}
+	if !ok {
+		ref := refuse(429, "handshake_rate", "too many handshakes; retry later", ErrRateLimited, nil)
+		ref.retryAfter = int(math.Ceil(wait.Seconds()))
+		if ref.retryAfter < 1 {
+			ref.retryAfter = 1
+		}
+		return nil, ref, ev
+	}
+
+	// 5. Quotas per IP and in total, before the token.
+	ls, ref := g.lim.acquireIP(ctx, clientKey(ip))
+	if ref != nil {
+		ref.retryAfter = 1
+		return nil, ref, ev
+	}
+
+	// 6. Token, then the per-subject quota.
+	p, ref := g.authenticate(ctx, r, hs)
+	if ref != nil {
+		ls.release()
+		return nil, ref, ev
+	}
+	ev.Subject = p.Subject
+	if p.Subject != "" {
+		if ref := ls.acquireSubject(ctx, p.Subject); ref != nil {
+			ls.release()
+			ref.retryAfter = 1
+			return nil, ref, ev
+		}
+	}
+	hs.principal, hs.lease = p, ls
+	return hs, nil, ev
+}
+
+// checkOrigin applies the origin allowlist (or same-origin by default).
+func (g *Guard) checkOrigin(r *http.Request, secure bool, hs *handshake) *refusal {
+	vals := r.Header.Values("Origin")
+	if len(vals) == 0 {
+		if g.cfg.allowMissingOrigin {
+			return nil
+		}
+		return refuse(403, "origin_missing", "origin not allowed", ErrOriginNotAllowed, errors.New("no Origin header"))
+	}
+	if len(vals) > 1 {
+		return refuse(403, "origin_not_allowed", "origin not allowed", ErrOriginNotAllowed, errors.New("several Origin headers"))
+	}
+	o, err := origin.ParseOrigin(vals[0])
+	if err != nil {
+		reason := "origin_not_allowed"
+		if vals[0] == "null" {
+			reason = "origin_null"
+		}
+		return refuse(403, reason, "origin not allowed", ErrOriginNotAllowed, err)
+	}
+	if g.origins != nil {
+		if _, ok := g.origins.Match(o); !ok {
+			return refuse(403, "origin_not_allowed", "origin not allowed", ErrOriginNotAllowed, nil)
+		}
+	} else if !origin.SameOrigin(o, r.Host, secure) {
+		return refuse(403, "origin_not_allowed", "origin not allowed", ErrOriginNotAllowed, errors.New("not same-origin"))
+	}
+	hs.origin = vals[0]
+	return nil
+}
+
+// authenticate finds and verifies the credential.
+func (g *Guard) authenticate(ctx context.Context, r *http.Request, hs *handshake) (*Principal, *refusal) {
+	if g.cfg.authenticator != nil {
+		p, err := g.cfg.authenticator(r)
+		if err != nil || p == nil {
+			if err == nil {
+				err = errors.New("authenticator returned no principal")
+			}
+			return nil, refuse(401, "authenticator", "unauthorized", ErrTokenInvalid, err)
+		}
+		if len(p.Subject) > maxSubjectLen {
+			return nil, refuse(401, "authenticator", "unauthorized", ErrTokenInvalid, errors.New("subject too long"))
+		}
+		return p, nil
+	}
+	if g.ver == nil { // WithAnonymous
+		return &Principal{}, nil
+	}
+	tok, ref := g.extractToken(r, hs)
+	if ref != nil {
+		return nil, ref
+	}
+	if tok == "" {
+		if g.cfg.anonymous {
+			return &Principal{}, nil
+		}
+		return nil, refuse(401, "token_missing", "token missing", ErrTokenMissing, nil)
+	}
+	return g.ver.verify(ctx, tok)
+}
+
+// extractToken takes the token from the first configured source that has
+// one. A source that holds something unusable is a refusal, not a fall-through.
+func (g *Guard) extractToken(r *http.Request, hs *handshake) (string, *refusal) {
+	for _, src := range g.cfg.tokenSources {
+		switch src.kind {
+		case srcHeader:
+			vals := r.Header.Values("Authorization")
+			if len(vals) == 0 {
+				continue
+			}
+			if len(vals) > 1 {
+				return "", tokenRefusal("token_malformed", "several Authorization headers")
+			}
+			tok, ok := jwtpre.FromAuthorization(vals[0])
+			if !ok {
+				return "", tokenRefusal("token_malformed", "Authorization is not a Bearer token")
+			}
+			return tok, nil
+		case srcSubprotocol:
+			tok, _, err := jwtpre.FromSubprotocols(r.Header.Values("Sec-WebSocket-Protocol"))
+			if err != nil {
+				return "", tokenRefusal("token_malformed", err.Error())
+			}
+			if tok != "" {
+				return tok, nil
+			}
+		case srcCookie:
+			c, err := r.Cookie(src.name)
+			if err != nil || c.Value == "" {
+				continue
+			}
+			if hs.origin == "" {
+				// An ambient credential without a verified Origin is how
+				// cross-site hijacking works: never accept it.
+				continue
+			}
+			return c.Value, nil
+		case srcQuery:
+			v, ok := queryValue(r.URL, src.name)
+			if ok && v != "" {
+				return v, nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// queryValue returns one query parameter; several values are refused by
+// returning none.
+func queryValue(u *url.URL, name string) (string, bool) {
+	if u == nil || !strings.Contains(u.RawQuery, name) {
+		return "", false
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return "", false
+	}
+	v := q[name]
+	if len(v) != 1 {
+		return "", false
+	}
+	return v[0], true
+}
+
+// handshakeFrom returns the handshake Wrap accepted for r, if this Guard's.
+func (g *Guard) handshakeFrom(r *http.Request) *handshake {
+	hs, _ := r.Context().Value(handshakeKey{}).(*handshake)
+	if hs == nil || hs.g != g {
+		return nil
+	}
+	return hs
+}
+
+// isUpgrade reports whether r asks for a WebSocket upgrade.
+func isUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h[name] {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

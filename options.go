@@ -1,0 +1,430 @@
+package wssec
+
+import (
+	"log/slog"
+	"net/http"
+	"reflect"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"golang.org/x/time/rate"
+)
+
+// Option configures a Guard. Options never fail and never log: New
+// validates the applied configuration once and reports every problem.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// Defaults. Each is the secure choice; the option that changes it says so.
+const (
+	DefaultMaxPerIP         = 32
+	DefaultMaxPerSubject    = 8
+	DefaultMaxTotal         = 10000
+	DefaultHandshakeRate    = rate.Limit(5)
+	DefaultHandshakeBurst   = 20
+	DefaultMessageRate      = rate.Limit(20)
+	DefaultMessageBurst     = 40
+	DefaultMaxMessageSize   = 32 << 10
+	DefaultMaxTokenSize     = 8 << 10
+	DefaultIdleTimeout      = 60 * time.Second
+	DefaultPingInterval     = 25 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultMaxConnAge       = 2 * time.Hour
+	DefaultSendQueue        = 64
+	DefaultDenialLimit      = 5
+	DefaultClockSkew        = 30 * time.Second
+	DefaultMaxTokenLifetime = 15 * time.Minute
+	DefaultSubprotocol      = "wssec.v1"
+)
+
+type tokenSourceKind uint8
+
+const (
+	srcHeader tokenSourceKind = iota + 1
+	srcSubprotocol
+	srcCookie
+	srcQuery
+)
+
+// TokenSource names one place a token may be taken from. Build one with
+// HeaderToken, SubprotocolToken, CookieToken or QueryToken.
+type TokenSource struct {
+	kind tokenSourceKind
+	name string
+}
+
+// HeaderToken takes the token from "Authorization: Bearer <token>".
+func HeaderToken() TokenSource { return TokenSource{kind: srcHeader} }
+
+// SubprotocolToken takes the token from a Sec-WebSocket-Protocol entry
+// "bearer.<token>", the one header a browser can set on a WebSocket. The
+// response never echoes it: the server selects one of WithSubprotocols.
+func SubprotocolToken() TokenSource { return TokenSource{kind: srcSubprotocol} }
+
+// CookieToken takes the token from the named cookie. A cookie is ambient
+// (the browser attaches it to cross-site requests too), so it is accepted
+// only when the request carries an Origin that passed the origin guard;
+// WithAllowMissingOrigin never extends to cookies.
+func CookieToken(name string) TokenSource { return TokenSource{kind: srcCookie, name: name} }
+
+// QueryToken takes the token from the named query parameter. URLs end up in
+// access logs and browser history, so New logs a warning when this source
+// is configured; prefer SubprotocolToken or a one-time ticket.
+func QueryToken(name string) TokenSource { return TokenSource{kind: srcQuery, name: name} }
+
+func (s TokenSource) String() string {
+	switch s.kind {
+	case srcHeader:
+		return "header"
+	case srcSubprotocol:
+		return "subprotocol"
+	case srcCookie:
+		return "cookie:" + s.name
+	case srcQuery:
+		return "query:" + s.name
+	}
+	return "invalid"
+}
+
+// actionSpec is a registered action: the Go type its payload decodes into.
+type actionSpec struct {
+	name string
+	typ  reflect.Type
+}
+
+type config struct {
+	origins            []string
+	originsSet         bool
+	allowMissingOrigin bool
+
+	jwksURL       string
+	jwksRefresh   time.Duration
+	keySet        jwk.Set
+	hmacKey       []byte
+	authenticator func(*http.Request) (*Principal, error)
+	anonymous     bool
+
+	issuer           string
+	audience         []string
+	algorithms       []string
+	clockSkew        time.Duration
+	maxTokenLifetime time.Duration
+	maxTokenSize     int
+	tokenSources     []TokenSource
+	subprotocols     []string
+
+	trustedProxies    []string
+	insecureTransport bool
+
+	maxPerIP, maxPerSubject, maxTotal int
+	handshakeRate                     rate.Limit
+	handshakeBurst                    int
+	messageRate                       rate.Limit
+	messageBurst                      int
+	maxMessageSize                    int64
+	compression                       bool
+	binary                            bool
+
+	idleTimeout, pingInterval, writeTimeout, maxConnAge time.Duration
+	sendQueue                                           int
+
+	actions      []actionSpec
+	channelRules []ChannelRule
+	policy       Policy
+	denialLimit  int
+
+	store     Store
+	logger    *slog.Logger
+	observers []Observer
+	now       func() time.Time
+
+	limiterCapacity int
+}
+
+func defaultConfig() config {
+	return config{
+		clockSkew:        DefaultClockSkew,
+		maxTokenLifetime: DefaultMaxTokenLifetime,
+		maxTokenSize:     DefaultMaxTokenSize,
+		maxPerIP:         DefaultMaxPerIP,
+		maxPerSubject:    DefaultMaxPerSubject,
+		maxTotal:         DefaultMaxTotal,
+		handshakeRate:    DefaultHandshakeRate,
+		handshakeBurst:   DefaultHandshakeBurst,
+		messageRate:      DefaultMessageRate,
+		messageBurst:     DefaultMessageBurst,
+		maxMessageSize:   DefaultMaxMessageSize,
+		idleTimeout:      DefaultIdleTimeout,
+		pingInterval:     DefaultPingInterval,
+		writeTimeout:     DefaultWriteTimeout,
+		maxConnAge:       DefaultMaxConnAge,
+		sendQueue:        DefaultSendQueue,
+		denialLimit:      DefaultDenialLimit,
+		jwksRefresh:      5 * time.Minute,
+		limiterCapacity:  1 << 16,
+	}
+}
+
+// WithOrigins sets the allowed browser origins: exact origins
+// ("https://app.example.com", "http://localhost:8080") and wildcard
+// subdomains ("https://*.example.com", which matches a.example.com and
+// a.b.example.com but not example.com). Patterns are parsed by New: a path,
+// a bare "*", "h*", "https://*", or a wildcard that is not a whole left-most
+// label is a configuration error. Unicode hosts are converted to punycode and
+// default ports are folded.
+//
+// Default: same-origin only (the Origin's host and port equal the request's
+// Host). Repeated calls add patterns; once any pattern is set, same-origin
+// requests are not implicitly allowed.
+func WithOrigins(patterns ...string) Option {
+	return optionFunc(func(c *config) {
+		c.origins = append(c.origins, patterns...)
+		c.originsSet = true
+	})
+}
+
+// WithAllowMissingOrigin admits handshakes without an Origin header, as
+// sent by non-browser clients. A browser always sends Origin, so this does
+// not weaken cross-site protection for token sources a page cannot forge;
+// cookie tokens are still refused without a matching Origin, and "null"
+// origins are always refused. Default: refused. New logs a warning.
+func WithAllowMissingOrigin() Option {
+	return optionFunc(func(c *config) { c.allowMissingOrigin = true })
+}
+
+// WithJWKS verifies tokens with the keys published at url, which must be
+// https (or http on a loopback address, for a local sidecar or tests). The
+// first fetch happens in New under a timeout, so a bad URL fails fast; the
+// set is refreshed in the background every 5 minutes, and a token whose
+// kid is unknown triggers at most one rate-limited refetch. An outage keeps
+// the last good set. The last of WithJWKS, WithKeySet and WithHMACKey wins.
+func WithJWKS(url string) Option {
+	return optionFunc(func(c *config) { c.jwksURL, c.keySet, c.hmacKey = url, nil, nil })
+}
+
+// WithKeySet verifies tokens with the public keys of set. A set that mixes
+// symmetric and asymmetric keys, or holds private keys, is a configuration
+// error. The last of WithJWKS, WithKeySet and WithHMACKey wins.
+func WithKeySet(set jwk.Set) Option {
+	return optionFunc(func(c *config) { c.keySet, c.jwksURL, c.hmacKey = set, "", nil })
+}
+
+// WithHMACKey verifies HS256/HS384/HS512 tokens with a shared secret of at
+// least 32 bytes (RFC 7518 §3.2: at least the hash size); HS384 needs 48
+// bytes and HS512 64. The key is copied. The last of WithJWKS, WithKeySet
+// and WithHMACKey wins.
+func WithHMACKey(key []byte) Option {
+	k := append([]byte(nil), key...)
+	return optionFunc(func(c *config) { c.hmacKey, c.jwksURL, c.keySet = k, "", nil })
+}
+
+// WithAuthenticator replaces token verification with a custom scheme. It
+// runs after every cheaper guard; a non-nil error refuses the handshake with
+// 401, and a nil Principal with a nil error is treated as a refusal too.
+func WithAuthenticator(f func(r *http.Request) (*Principal, error)) Option {
+	return optionFunc(func(c *config) { c.authenticator = f })
+}
+
+// WithAnonymous admits handshakes without any credential. The handler sees
+// an empty Principal; per-subject quotas do not apply. Without it, New
+// requires one of WithJWKS, WithKeySet, WithHMACKey or WithAuthenticator.
+func WithAnonymous() Option {
+	return optionFunc(func(c *config) { c.anonymous = true })
+}
+
+// WithIssuer requires the token's iss claim to equal s. Default: not checked.
+func WithIssuer(s string) Option { return optionFunc(func(c *config) { c.issuer = s }) }
+
+// WithAudience requires the token's aud claim to contain one of auds.
+// Repeated calls add audiences. Default: not checked.
+func WithAudience(auds ...string) Option {
+	return optionFunc(func(c *config) { c.audience = append(c.audience, auds...) })
+}
+
+// WithAlgorithms restricts the accepted signature algorithms (e.g. "ES256",
+// "EdDSA"). Default: every algorithm the configured keys support; "none" is
+// never accepted. Repeated calls add algorithms.
+func WithAlgorithms(algs ...string) Option {
+	return optionFunc(func(c *config) { c.algorithms = append(c.algorithms, algs...) })
+}
+
+// WithClockSkew sets the leeway applied to exp, nbf and iat. Default 30 s;
+// zero means none; negative or over 5 minutes is a configuration error.
+func WithClockSkew(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.clockSkew = d })
+}
+
+// WithMaxTokenLifetime refuses tokens whose exp - iat (or exp - now when
+// iat is absent) is longer than d. Default 15 minutes; must be positive.
+func WithMaxTokenLifetime(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.maxTokenLifetime = d })
+}
+
+// WithMaxTokenSize caps the size of a token in bytes, checked before it is
+// decoded. Default 8 KiB; must be positive.
+func WithMaxTokenSize(n int) Option {
+	return optionFunc(func(c *config) { c.maxTokenSize = n })
+}
+
+// WithTokenSources sets where tokens are taken from, in order; the first
+// source that holds a token is used and the others are not consulted.
+// Default: HeaderToken, then SubprotocolToken. Repeated calls replace.
+func WithTokenSources(srcs ...TokenSource) Option {
+	s := append([]TokenSource(nil), srcs...)
+	return optionFunc(func(c *config) { c.tokenSources = s })
+}
+
+// WithSubprotocols sets the application's subprotocols. The server selects
+// the first of them that the client offers, and never a "bearer." entry.
+// A browser that sends its token as a subprotocol must offer one of these
+// beside it (new WebSocket(url, ["wssec.v1", "bearer." + token])), since
+// Chromium fails a handshake that offered protocols when none is selected.
+// Default: "wssec.v1". Repeated calls replace.
+func WithSubprotocols(names ...string) Option {
+	s := append([]string(nil), names...)
+	return optionFunc(func(c *config) { c.subprotocols = s })
+}
+
+// WithTrustedProxies sets the proxies (CIDRs or single IPs) whose
+// Forwarded / X-Forwarded-For / X-Forwarded-Proto headers are believed. The
+// client is the right-most address in those headers that is not itself a
+// trusted proxy. Default: none, so forwarding headers are ignored. Repeated
+// calls add prefixes.
+func WithTrustedProxies(cidrs ...string) Option {
+	return optionFunc(func(c *config) { c.trustedProxies = append(c.trustedProxies, cidrs...) })
+}
+
+// WithInsecureTransport allows plain ws:// handshakes. For development
+// only: tokens and messages cross the network in clear text. New logs a
+// warning. Default: TLS required (426 Upgrade Required otherwise).
+func WithInsecureTransport() Option {
+	return optionFunc(func(c *config) { c.insecureTransport = true })
+}
+
+// WithConnLimits caps concurrent connections per client IP (IPv6 keyed by
+// /64), per subject, and in total. Defaults 32, 8, 10 000; each must be
+// positive. Over a per-IP or per-subject quota: 429; at total: 503.
+func WithConnLimits(perIP, perSubject, total int) Option {
+	return optionFunc(func(c *config) { c.maxPerIP, c.maxPerSubject, c.maxTotal = perIP, perSubject, total })
+}
+
+// WithHandshakeRate limits handshakes per client IP with a token bucket,
+// checked before any token is looked at. Default 5/s with a burst of 20;
+// both must be positive (rate.Inf disables the limit).
+func WithHandshakeRate(r rate.Limit, burst int) Option {
+	return optionFunc(func(c *config) { c.handshakeRate, c.handshakeBurst = r, burst })
+}
+
+// WithMessageRate limits messages per connection with a token bucket.
+// Default 20/s with a burst of 40; both must be positive.
+func WithMessageRate(r rate.Limit, burst int) Option {
+	return optionFunc(func(c *config) { c.messageRate, c.messageBurst = r, burst })
+}
+
+// WithMaxMessageSize caps a client message in bytes, checked before it is
+// buffered, and also caps the decompressed size when compression is on.
+// Default 32 KiB; must be positive. Larger messages close with 1009.
+func WithMaxMessageSize(n int64) Option {
+	return optionFunc(func(c *config) { c.maxMessageSize = n })
+}
+
+// WithCompression negotiates permessage-deflate. Decompressed messages are
+// still capped by WithMaxMessageSize. Default: off.
+func WithCompression() Option {
+	return optionFunc(func(c *config) { c.compression = true })
+}
+
+// WithBinaryMessages accepts binary frames carrying the same JSON
+// envelope. Default: text frames only; a binary frame is refused.
+func WithBinaryMessages() Option {
+	return optionFunc(func(c *config) { c.binary = true })
+}
+
+// WithIdleTimeout closes a connection when nothing (message or pong)
+// arrives for d. Default 60 s; must be positive and longer than the ping
+// interval.
+func WithIdleTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.idleTimeout = d })
+}
+
+// WithPingInterval sets how often the server pings. Default 25 s; must be
+// positive.
+func WithPingInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.pingInterval = d })
+}
+
+// WithWriteTimeout bounds each write to the socket. Default 10 s; must be
+// positive.
+func WithWriteTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.writeTimeout = d })
+}
+
+// WithMaxConnAge closes a connection (1008) after d whatever its activity,
+// so credentials and limits are re-evaluated. Default 2 h; must be positive.
+func WithMaxConnAge(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.maxConnAge = d })
+}
+
+// WithSendQueue sets how many outgoing messages may wait for a slow
+// client; a full queue closes the connection with 1013 instead of growing
+// memory. Default 64; must be positive.
+func WithSendQueue(n int) Option {
+	return optionFunc(func(c *config) { c.sendQueue = n })
+}
+
+// WithAction registers an action whose payload decodes strictly into T and
+// is checked with T's validator tags. Only registered actions reach the
+// application; "ping" is built in (answered with "pong") and "auth" is
+// reserved. Registering the same action twice is a configuration error.
+func WithAction[T any](action string) Option {
+	t := reflect.TypeFor[T]()
+	return optionFunc(func(c *config) {
+		c.actions = append(c.actions, actionSpec{name: action, typ: t})
+	})
+}
+
+// WithChannelRules sets the rules that admit channels. Repeated calls add
+// rules; the first rule whose pattern matches decides. Default: every
+// channel is denied.
+func WithChannelRules(rules ...ChannelRule) Option {
+	return optionFunc(func(c *config) { c.channelRules = append(c.channelRules, rules...) })
+}
+
+// WithPolicy sets a function that authorizes every message after the
+// channel rules allowed it. Default: allow what the channel rules allow.
+// The last call wins.
+func WithPolicy(p Policy) Option {
+	return optionFunc(func(c *config) { c.policy = p })
+}
+
+// WithDenialLimit closes a connection with 1008 after n refused messages.
+// Default 5; must be positive.
+func WithDenialLimit(n int) Option {
+	return optionFunc(func(c *config) { c.denialLimit = n })
+}
+
+// WithStore sets where quotas and rate state live. Default: bounded memory
+// in this process.
+func WithStore(s Store) Option {
+	return optionFunc(func(c *config) { c.store = s })
+}
+
+// WithLogger sets the logger for security events. Default slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) { c.logger = l })
+}
+
+// WithObserver adds an Observer that receives every security event.
+// Repeated calls add observers.
+func WithObserver(o Observer) Option {
+	return optionFunc(func(c *config) { c.observers = append(c.observers, o) })
+}
+
+// WithClock sets the clock for every time-based limit and token check, so
+// tests need not sleep. Default time.Now.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(c *config) { c.now = now })
+}

@@ -1,0 +1,494 @@
+// Package wssec makes a WebSocket endpoint safe by default.
+//
+// A Guard wraps net/http handlers. Every WebSocket upgrade passes through
+// its guards, cheapest first — transport (TLS), client IP behind trusted
+// proxies, Origin allowlist, handshake rate, connection quotas, token
+// verification — and a refused handshake gets a plain HTTP answer, never
+// an upgrade. The handler receives a *Conn whose every message is size
+// capped, rate limited, parsed as a strict envelope, validated against the
+// schema registered for its action, checked against channel rules and
+// authorized again by a Policy before ReadMessage returns it.
+//
+//	g, err := wssec.New(
+//		wssec.WithOrigins("https://app.example.com"),
+//		wssec.WithJWKS("https://auth.example.com/.well-known/jwks.json"),
+//	)
+//	if err != nil { … }
+//	defer g.Close()
+//	http.Handle("/ws", g.Handler(func(ctx context.Context, c *wssec.Conn) {
+//		for {
+//			m, err := c.ReadMessage(ctx)
+//			if err != nil { return }
+//			…
+//		}
+//	}))
+//
+// # Security considerations
+//
+// With no options beyond a key, a Guard requires TLS, admits same-origin
+// browsers only, refuses a missing or "null" Origin, requires a signed,
+// unexpired token with exp no more than 15 minutes after iat, and applies
+// every limit (32 connections per IP, 8 per subject, 10 000 in total, 5
+// handshakes per second per IP with a burst of 20, 32 KiB messages, 20
+// messages per second). Each relaxation is a loudly named option, and New
+// logs a warning for the dangerous ones.
+//
+// Forwarding headers (X-Forwarded-For, X-Forwarded-Proto, Forwarded) are
+// ignored unless the peer is inside WithTrustedProxies; then the client is
+// the right-most address that is not a trusted proxy.
+//
+// Token algorithms come from the keys: an RSA or EC public key never
+// verifies an HMAC token, "none" is never accepted, and tokens that embed
+// or point to keys (jwk, jku, x5u, x5c headers) or carry crit are refused
+// before any cryptography runs.
+//
+// The Guard cannot see what happens before a request reaches it: set
+// ReadHeaderTimeout and MaxHeaderBytes on your http.Server so a slow or
+// huge header cannot tie up the server.
+package wssec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/wssec/wssec/internal/clientip"
+	"github.com/wssec/wssec/internal/jwks"
+	"github.com/wssec/wssec/internal/jwtpre"
+	"github.com/wssec/wssec/internal/origin"
+)
+
+// Guard secures WebSocket handshakes and connections. Create one with New;
+// it is safe for concurrent use. Close it to stop its background work and
+// close its connections.
+type Guard struct {
+	cfg     config
+	log     *slog.Logger
+	now     func() time.Time
+	origins *origin.Set // nil: same-origin only
+	trusted *clientip.Set
+	lim     *limits
+	ver     *verifier // nil with WithAuthenticator or WithAnonymous alone
+	upg     websocket.Upgrader
+	msg     *messageRules
+
+	mu     sync.Mutex // guards conns and closed
+	conns  map[*Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup // connection goroutines
+}
+
+// New builds a Guard from opts. It validates the whole configuration and
+// returns every problem at once (errors.Join of *ConfigError, each
+// matching ErrConfig). With WithJWKS it fetches the key set once, under a
+// timeout, so a bad URL fails here rather than at the first handshake.
+func New(opts ...Option) (*Guard, error) {
+	c := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	if len(c.tokenSources) == 0 {
+		c.tokenSources = []TokenSource{HeaderToken(), SubprotocolToken()}
+	}
+	if c.subprotocols == nil {
+		c.subprotocols = []string{DefaultSubprotocol}
+	}
+	g := &Guard{cfg: c, log: c.logger, now: c.now, conns: make(map[*Conn]struct{})}
+	var errs []error
+	bad := func(opt, val, reason string) {
+		errs = append(errs, &ConfigError{Option: opt, Value: val, Reason: reason})
+	}
+
+	// Origins.
+	if c.originsSet {
+		if len(c.origins) == 0 {
+			bad("WithOrigins", "", "no pattern given")
+		}
+		var ps []origin.Pattern
+		for _, s := range c.origins {
+			p, err := origin.ParsePattern(s)
+			if err != nil {
+				bad("WithOrigins", fmt.Sprintf("%q", s), err.Error())
+				continue
+			}
+			ps = append(ps, p)
+		}
+		g.origins = origin.NewSet(ps)
+	}
+
+	// Trusted proxies.
+	if ts, err := clientip.ParseSet(c.trustedProxies); err != nil {
+		bad("WithTrustedProxies", "", err.Error())
+	} else {
+		g.trusted = ts
+	}
+
+	// Limits.
+	positive := func(opt string, n int64) {
+		if n <= 0 {
+			bad(opt, fmt.Sprint(n), "must be positive")
+		}
+	}
+	positive("WithConnLimits perIP", int64(c.maxPerIP))
+	positive("WithConnLimits perSubject", int64(c.maxPerSubject))
+	positive("WithConnLimits total", int64(c.maxTotal))
+	if c.handshakeRate <= 0 {
+		bad("WithHandshakeRate", fmt.Sprint(c.handshakeRate), "rate must be positive")
+	}
+	positive("WithHandshakeRate burst", int64(c.handshakeBurst))
+	if c.messageRate <= 0 {
+		bad("WithMessageRate", fmt.Sprint(c.messageRate), "rate must be positive")
+	}
+	positive("WithMessageRate burst", int64(c.messageBurst))
+	positive("WithMaxMessageSize", c.maxMessageSize)
+	positive("WithMaxTokenSize", int64(c.maxTokenSize))
+	positive("WithIdleTimeout", int64(c.idleTimeout))
+	positive("WithPingInterval", int64(c.pingInterval))
+	positive("WithWriteTimeout", int64(c.writeTimeout))
+	positive("WithMaxConnAge", int64(c.maxConnAge))
+	positive("WithSendQueue", int64(c.sendQueue))
+	positive("WithDenialLimit", int64(c.denialLimit))
+	positive("WithMaxTokenLifetime", int64(c.maxTokenLifetime))
+	if c.pingInterval > 0 && c.idleTimeout > 0 && c.pingInterval >= c.idleTimeout {
+		bad("WithPingInterval", c.pingInterval.String(), "must be shorter than the idle timeout "+c.idleTimeout.String())
+	}
+	if c.clockSkew < 0 || c.clockSkew > 5*time.Minute {
+		bad("WithClockSkew", c.clockSkew.String(), "must be between 0 and 5m")
+	}
+
+	// Subprotocols and token sources.
+	for _, p := range c.subprotocols {
+		if p == "" || !isToken(p) {
+			bad("WithSubprotocols", fmt.Sprintf("%q", p), "not a valid protocol token")
+		} else if strings.HasPrefix(strings.ToLower(p), "bearer.") {
+			bad("WithSubprotocols", fmt.Sprintf("%q", p), `the "bearer." prefix is reserved for tokens`)
+		}
+	}
+	seen := map[TokenSource]bool{}
+	for _, s := range c.tokenSources {
+		switch {
+		case s.kind < srcHeader || s.kind > srcQuery:
+			bad("WithTokenSources", "", "invalid source; build one with HeaderToken, SubprotocolToken, CookieToken or QueryToken")
+		case (s.kind == srcCookie || s.kind == srcQuery) && (s.name == "" || !isToken(s.name)):
+			bad("WithTokenSources", fmt.Sprintf("%q", s.name), "cookie and query sources need a valid name")
+		case seen[s]:
+			bad("WithTokenSources", s.String(), "listed twice")
+		}
+		seen[s] = true
+	}
+
+	// Authentication.
+	g.ver, errs = buildVerifier(&c, errs)
+
+	// Messages: actions, schemas, channel rules.
+	mr, merrs := compileMessageRules(&c)
+	errs = append(errs, merrs...)
+	g.msg = mr
+
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	lim, err := newLimits(&c)
+	if err != nil {
+		return nil, &ConfigError{Option: "limits", Reason: err.Error()}
+	}
+	g.lim = lim
+
+	// The JWKS is fetched last, once everything static is known good.
+	if c.jwksURL != "" {
+		f, err := jwks.New(context.Background(), c.jwksURL, jwks.Options{
+			RefreshInterval: c.jwksRefresh,
+			OnError: func(err error) {
+				g.emit(context.Background(), Event{Kind: EventConfigWarning, Reason: "jwks_refresh_failed", Detail: err.Error()})
+			},
+		})
+		if err != nil {
+			return nil, &ConfigError{Option: "WithJWKS", Value: fmt.Sprintf("%q", c.jwksURL), Reason: err.Error()}
+		}
+		g.ver.dyn = &jwksRing{f: f}
+		if _, err := g.ver.dyn.current(); err != nil {
+			f.Close()
+			return nil, &ConfigError{Option: "WithJWKS", Value: fmt.Sprintf("%q", c.jwksURL), Reason: err.Error()}
+		}
+	}
+
+	g.upg = websocket.Upgrader{
+		HandshakeTimeout:  10 * time.Second,
+		ReadBufferSize:    1024,
+		WriteBufferSize:   1024,
+		WriteBufferPool:   writeBufferPool,
+		Subprotocols:      c.subprotocols,
+		EnableCompression: c.compression,
+		// The origin guard already ran (Upgrade always runs the guards),
+		// with stricter rules than gorilla's same-host check.
+		CheckOrigin: func(*http.Request) bool { return true },
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, _ error) {
+			http.Error(w, http.StatusText(status), status)
+		},
+	}
+
+	ctx := context.Background()
+	if c.insecureTransport {
+		g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "insecure_transport", Detail: "WithInsecureTransport: plain ws:// is accepted; tokens and messages cross the network in clear text"})
+	}
+	if c.allowMissingOrigin {
+		g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "allow_missing_origin", Detail: "WithAllowMissingOrigin: handshakes without an Origin header are accepted"})
+	}
+	for _, s := range c.tokenSources {
+		if s.kind == srcQuery {
+			g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "query_token", Detail: "QueryToken: tokens in URLs reach access logs and browser history"})
+		}
+	}
+	if c.anonymous && g.ver == nil && c.authenticator == nil {
+		g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "anonymous", Detail: "WithAnonymous: handshakes need no credential"})
+	}
+	return g, nil
+}
+
+// writeBufferPool shares write buffers between connections, so an idle
+// connection holds none.
+var writeBufferPool = &sync.Pool{}
+
+// buildVerifier validates the key options and builds the token verifier.
+func buildVerifier(c *config, errs []error) (*verifier, []error) {
+	bad := func(opt, val, reason string) {
+		errs = append(errs, &ConfigError{Option: opt, Value: val, Reason: reason})
+	}
+	for _, a := range c.algorithms {
+		if strings.EqualFold(a, "none") {
+			bad("WithAlgorithms", `"none"`, "unsigned tokens are never accepted")
+			continue
+		}
+		sa, ok := jwa.LookupSignatureAlgorithm(a)
+		if !ok || sa.String() != a {
+			bad("WithAlgorithms", fmt.Sprintf("%q", a), "unknown signature algorithm")
+		}
+	}
+	hasKeys := c.jwksURL != "" || c.keySet != nil || c.hmacKey != nil
+	if c.authenticator != nil && hasKeys {
+		bad("WithAuthenticator", "", "cannot be combined with WithJWKS, WithKeySet or WithHMACKey")
+		return nil, errs
+	}
+	if c.authenticator != nil {
+		return nil, errs
+	}
+	if !hasKeys {
+		if !c.anonymous {
+			bad("New", "", "no way to authenticate: set WithJWKS, WithKeySet, WithHMACKey or WithAuthenticator (or WithAnonymous for a public endpoint)")
+		}
+		return nil, errs
+	}
+	v := &verifier{
+		issuer:      c.issuer,
+		audience:    c.audience,
+		skew:        c.clockSkew,
+		maxLifetime: c.maxTokenLifetime,
+		now:         c.now,
+	}
+	var keyAlgs []string
+	switch {
+	case c.hmacKey != nil:
+		if len(c.hmacKey) < 32 {
+			bad("WithHMACKey", "", fmt.Sprintf("key of %d bytes; at least 32 required", len(c.hmacKey)))
+			return nil, errs
+		}
+		algs, _ := keyAlgsOf(c.hmacKey)
+		v.static = &ring{keys: []ringKey{{raw: c.hmacKey, algs: algs}}, symmetric: true}
+		keyAlgs = algs
+	case c.keySet != nil:
+		r, err := ringFromSet(c.keySet)
+		if err != nil {
+			bad("WithKeySet", "", err.Error())
+			return nil, errs
+		}
+		v.static = r
+		keyAlgs = r.allAlgs()
+	default:
+		if err := checkJWKSURL(c.jwksURL); err != nil {
+			bad("WithJWKS", fmt.Sprintf("%q", c.jwksURL), err.Error())
+			return nil, errs
+		}
+		keyAlgs = jwksAlgs
+	}
+	algs := keyAlgs
+	if len(c.algorithms) > 0 {
+		algs = intersect(c.algorithms, keyAlgs)
+		if len(algs) == 0 {
+			bad("WithAlgorithms", strings.Join(c.algorithms, ","), "none of these algorithms fits the configured keys")
+			return nil, errs
+		}
+	}
+	v.algs = algs
+	v.pre = jwtpre.Policy{MaxSize: c.maxTokenSize, Algs: algs}
+	if v.static != nil {
+		r := v.static
+		v.pre.Kids = r.hasKid
+		v.pre.RequireKid = len(r.keys) > 1
+		if len(r.keys) == 1 && r.keys[0].kid == "" {
+			v.pre.Kids = nil // a lone key without kid: any kid is ignored
+		}
+	}
+	return v, errs
+}
+
+func keyAlgsOf(raw any) ([]string, error) { return keyAlgs(raw) }
+
+// checkJWKSURL accepts https, or http to a loopback host.
+func checkJWKSURL(s string) error {
+	return jwks.ValidateURL(s)
+}
+
+// isToken reports whether s is an RFC 7230 token.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Wrap guards WebSocket upgrade requests and passes every other request to
+// next untouched. A refused handshake is answered here with a plain HTTP
+// status and never reaches next. An accepted one reaches next with the
+// Principal in its context (PrincipalFrom); next then calls Upgrade. If
+// next returns without upgrading, the slots the request held are released.
+func (g *Guard) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isUpgrade(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		hs, ok := g.guard(w, r)
+		if !ok {
+			return
+		}
+		defer func() {
+			if !hs.upgraded.Load() {
+				hs.lease.release()
+			}
+		}()
+		ctx := context.WithValue(r.Context(), handshakeKey{}, hs)
+		ctx = context.WithValue(ctx, principalKey{}, hs.principal)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// guard runs the guards and answers a refusal; it reports whether the
+// request may proceed.
+func (g *Guard) guard(w http.ResponseWriter, r *http.Request) (*handshake, bool) {
+	if g.isClosed() {
+		ref := refuse(503, "shutting_down", "server shutting down", ErrClosed, nil)
+		ref.write(w)
+		return nil, false
+	}
+	hs, ref, ev := g.check(r.Context(), r)
+	if ref != nil {
+		ev.Reason, ev.Status = ref.reason, ref.status
+		ev.Detail = ref.err.Error()
+		g.emit(r.Context(), ev)
+		ref.write(w)
+		return nil, false
+	}
+	return hs, true
+}
+
+// Upgrade upgrades an accepted request to a secured Conn. If Wrap did not
+// guard the request, Upgrade runs every guard itself first, so no path
+// skips a check. On refusal it has already answered the client and returns
+// the refusal (matching one of the sentinel errors).
+func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
+	hs := g.handshakeFrom(r)
+	if hs != nil && !hs.consumed.CompareAndSwap(false, true) {
+		hs = nil // a second Upgrade of one request: guard again (and fail in gorilla)
+	}
+	owned := false // this call, not Wrap, owns the lease
+	if hs == nil {
+		if !isUpgrade(r) {
+			http.Error(w, "websocket upgrade required", http.StatusBadRequest)
+			return nil, ErrNotWebSocket
+		}
+		var ok bool
+		hs, ok = g.guard(w, r)
+		if !ok {
+			return nil, ErrOriginNotAllowed // the precise refusal was logged and answered
+		}
+		owned = true
+	}
+	ws, err := g.upg.Upgrade(w, r, nil)
+	if err != nil {
+		if owned {
+			hs.lease.release()
+		}
+		return nil, fmt.Errorf("wssec: upgrade: %w", err)
+	}
+	c := g.newConn(ws, hs)
+	if c == nil { // the Guard closed meanwhile
+		hs.lease.release()
+		return nil, ErrClosed
+	}
+	hs.upgraded.Store(true)
+	return c, nil
+}
+
+// Handler guards the endpoint, upgrades accepted requests and runs serve
+// with a context that carries the Principal and ends when the connection
+// does. When serve returns, the connection is closed normally (1000).
+func (g *Guard) Handler(serve func(ctx context.Context, c *Conn)) http.Handler {
+	return g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := g.Upgrade(w, r)
+		if err != nil {
+			return
+		}
+		defer c.Close(websocket.CloseNormalClosure, "")
+		serve(c.Context(), c)
+	}))
+}
+
+func (g *Guard) isClosed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
+}
+
+// Close refuses new handshakes, closes every live connection with 1001
+// (going away), stops background work and waits for the connections'
+// goroutines to end. It is safe to call more than once.
+func (g *Guard) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	conns := make([]*Conn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	for _, c := range conns {
+		c.Close(websocket.CloseGoingAway, "server shutdown")
+	}
+	g.wg.Wait()
+	if g.ver != nil && g.ver.dyn != nil {
+		g.ver.dyn.f.Close()
+	}
+	return nil
+}
