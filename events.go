@@ -18,6 +18,8 @@ const (
 	EventMessageRefused    EventKind = "message_refused"
 	EventConnClosed        EventKind = "conn_closed"
 	EventConfigWarning     EventKind = "config_warning"
+	EventRevoked           EventKind = "revoked"
+	EventReauthenticated   EventKind = "reauthenticated"
 )
 
 // Event is one security-relevant occurrence. It never holds a token, a

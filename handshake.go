@@ -146,8 +146,24 @@ func (g *Guard) checkOrigin(r *http.Request, secure bool, hs *handshake) *refusa
 	return nil
 }
 
-// authenticate finds and verifies the credential.
+// authenticate finds and verifies the credential: a one-time ticket if
+// the URL carries one, else the custom authenticator, else a token from
+// the configured sources. Revocations apply to every kind.
 func (g *Guard) authenticate(ctx context.Context, r *http.Request, hs *handshake) (*Principal, *refusal) {
+	p, ref := g.credential(ctx, r, hs)
+	if ref != nil {
+		return nil, ref
+	}
+	if g.isRevoked(p, g.now()) {
+		return nil, refuse(401, "token_revoked", "invalid token", ErrRevoked, nil)
+	}
+	return p, nil
+}
+
+func (g *Guard) credential(ctx context.Context, r *http.Request, hs *handshake) (*Principal, *refusal) {
+	if p, found, ref := g.redeemTicket(r, hs.ip); found || ref != nil {
+		return p, ref
+	}
 	if g.cfg.authenticator != nil {
 		p, err := g.cfg.authenticator(r)
 		if err != nil || p == nil {
@@ -161,7 +177,7 @@ func (g *Guard) authenticate(ctx context.Context, r *http.Request, hs *handshake
 		}
 		return p, nil
 	}
-	if g.ver == nil { // WithAnonymous
+	if g.ver == nil { // WithAnonymous alone
 		return &Principal{}, nil
 	}
 	tok, ref := g.extractToken(r, hs)
@@ -174,7 +190,14 @@ func (g *Guard) authenticate(ctx context.Context, r *http.Request, hs *handshake
 		}
 		return nil, refuse(401, "token_missing", "token missing", ErrTokenMissing, nil)
 	}
-	return g.ver.verify(ctx, tok)
+	p, ref := g.ver.verify(ctx, tok)
+	if ref != nil {
+		return nil, ref
+	}
+	if ref := g.admit(p); ref != nil {
+		return nil, ref
+	}
+	return p, nil
 }
 
 // extractToken takes the token from the first configured source that has

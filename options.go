@@ -142,6 +142,13 @@ type config struct {
 	now       func() time.Time
 
 	limiterCapacity int
+
+	singleUse      bool
+	replayCapacity int
+	ticketTTL      time.Duration
+	ticketCapacity int
+	ticketBindIP   bool
+	expiryWarning  time.Duration
 }
 
 func defaultConfig() config {
@@ -165,6 +172,10 @@ func defaultConfig() config {
 		denialLimit:      DefaultDenialLimit,
 		jwksRefresh:      5 * time.Minute,
 		limiterCapacity:  1 << 16,
+		replayCapacity:   DefaultReplayCapacity,
+		ticketTTL:        DefaultTicketTTL,
+		ticketCapacity:   DefaultTicketCapacity,
+		expiryWarning:    DefaultExpiryWarning,
 	}
 }
 

@@ -78,6 +78,7 @@ type Guard struct {
 	ver     *verifier // nil with WithAuthenticator or WithAnonymous alone
 	upg     websocket.Upgrader
 	msg     *messageRules
+	sess    *sessions
 
 	mu     sync.Mutex // guards conns and closed
 	conns  map[*Conn]struct{}
@@ -167,6 +168,13 @@ func New(opts ...Option) (*Guard, error) {
 	if c.pingInterval > 0 && c.idleTimeout > 0 && c.pingInterval >= c.idleTimeout {
 		bad("WithPingInterval", c.pingInterval.String(), "must be shorter than the idle timeout "+c.idleTimeout.String())
 	}
+	if c.ticketTTL <= 0 || c.ticketTTL > 5*time.Minute {
+		bad("WithTickets", c.ticketTTL.String(), "ttl must be between 0 and 5m")
+	}
+	positive("WithTickets capacity", int64(c.ticketCapacity))
+	if c.expiryWarning < 0 {
+		bad("WithExpiryWarning", c.expiryWarning.String(), "must not be negative")
+	}
 	if c.clockSkew < 0 || c.clockSkew > 5*time.Minute {
 		bad("WithClockSkew", c.clockSkew.String(), "must be between 0 and 5m")
 	}
@@ -209,6 +217,7 @@ func New(opts ...Option) (*Guard, error) {
 		return nil, &ConfigError{Option: "limits", Reason: err.Error()}
 	}
 	g.lim = lim
+	g.sess = newSessions(&c)
 
 	// The JWKS is fetched last, once everything static is known good.
 	if c.jwksURL != "" {
@@ -376,8 +385,8 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		hs, ok := g.guard(w, r)
-		if !ok {
+		hs, ref := g.guard(w, r)
+		if ref != nil {
 			return
 		}
 		defer func() {
@@ -391,13 +400,12 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-// guard runs the guards and answers a refusal; it reports whether the
-// request may proceed.
-func (g *Guard) guard(w http.ResponseWriter, r *http.Request) (*handshake, bool) {
+// guard runs the guards and answers a refusal, which it returns.
+func (g *Guard) guard(w http.ResponseWriter, r *http.Request) (*handshake, *refusal) {
 	if g.isClosed() {
 		ref := refuse(503, "shutting_down", "server shutting down", ErrClosed, nil)
 		ref.write(w)
-		return nil, false
+		return nil, ref
 	}
 	hs, ref, ev := g.check(r.Context(), r)
 	if ref != nil {
@@ -405,9 +413,9 @@ func (g *Guard) guard(w http.ResponseWriter, r *http.Request) (*handshake, bool)
 		ev.Detail = ref.err.Error()
 		g.emit(r.Context(), ev)
 		ref.write(w)
-		return nil, false
+		return nil, ref
 	}
-	return hs, true
+	return hs, nil
 }
 
 // Upgrade upgrades an accepted request to a secured Conn. If Wrap did not
@@ -425,10 +433,9 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 			http.Error(w, "websocket upgrade required", http.StatusBadRequest)
 			return nil, ErrNotWebSocket
 		}
-		var ok bool
-		hs, ok = g.guard(w, r)
-		if !ok {
-			return nil, ErrOriginNotAllowed // the precise refusal was logged and answered
+		var ref *refusal
+		if hs, ref = g.guard(w, r); ref != nil {
+			return nil, ref // already answered and logged
 		}
 		owned = true
 	}
@@ -445,6 +452,8 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 		return nil, ErrClosed
 	}
 	hs.upgraded.Store(true)
+	ev := Event{Kind: EventHandshakeAccepted, RemoteIP: hs.ip, Origin: hs.origin, Subject: hs.principal.Subject}
+	g.emit(r.Context(), ev)
 	return c, nil
 }
 
