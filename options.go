@@ -216,6 +216,12 @@ func WithJWKS(url string) Option {
 	return optionFunc(func(c *config) { c.jwksURL, c.keySet, c.hmacKey = url, nil, nil })
 }
 
+// WithJWKSRefresh sets how often a WithJWKS key set is refetched in the
+// background. Default 5 minutes; at least 1 second.
+func WithJWKSRefresh(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.jwksRefresh = d })
+}
+
 // WithKeySet verifies tokens with the public keys of set. A set that mixes
 // symmetric and asymmetric keys, or holds private keys, is a configuration
 // error. The last of WithJWKS, WithKeySet and WithHMACKey wins.

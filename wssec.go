@@ -165,6 +165,9 @@ func New(opts ...Option) (*Guard, error) {
 	positive("WithSendQueue", int64(c.sendQueue))
 	positive("WithDenialLimit", int64(c.denialLimit))
 	positive("WithMaxTokenLifetime", int64(c.maxTokenLifetime))
+	if c.jwksRefresh < time.Second {
+		bad("WithJWKSRefresh", c.jwksRefresh.String(), "must be at least 1s")
+	}
 	if c.pingInterval > 0 && c.idleTimeout > 0 && c.pingInterval >= c.idleTimeout {
 		bad("WithPingInterval", c.pingInterval.String(), "must be shorter than the idle timeout "+c.idleTimeout.String())
 	}
@@ -223,6 +226,7 @@ func New(opts ...Option) (*Guard, error) {
 	if c.jwksURL != "" {
 		f, err := jwks.New(context.Background(), c.jwksURL, jwks.Options{
 			RefreshInterval: c.jwksRefresh,
+			Now:             c.now,
 			OnError: func(err error) {
 				g.emit(context.Background(), Event{Kind: EventConfigWarning, Reason: "jwks_refresh_failed", Detail: err.Error()})
 			},
