@@ -70,15 +70,18 @@ type Conn struct {
 	done chan struct{} // closed by Close
 	gone chan struct{} // closed when the writer finished and the socket is closed
 
+	deadline chan time.Time // a re-authentication's new expiry, for the writer
+
 	closeOnce sync.Once
 	closeErr  atomic.Pointer[CloseError]
 
 	readMu  sync.Mutex   // one reader at a time; guards the fields below
 	buf     bytes.Buffer // reused read buffer
 	env     envelope.Envelope
-	tat     int64 // message-rate state (GCRA)
-	denials int   // refused messages
-	limited int   // rate-limited messages since the last accepted one
+	probe   envelope.Envelope // re-parses a refused message without schemas
+	tat     int64             // message-rate state (GCRA)
+	denials int               // refused messages
+	limited int               // rate-limited messages since the last accepted one
 	pingTat atomic.Int64
 }
 
@@ -95,6 +98,8 @@ func (g *Guard) newConn(ws *websocket.Conn, hs *handshake) *Conn {
 		send:   make(chan []byte, g.cfg.sendQueue),
 		done:   make(chan struct{}),
 		gone:   make(chan struct{}),
+
+		deadline: make(chan time.Time, 1),
 	}
 	c.principal.Store(hs.principal)
 	g.mu.Lock()
@@ -165,24 +170,45 @@ func (c *Conn) onPing(data string) error {
 // UTF-8, message rate, strict envelope, registered action, payload schema
 // and validator tags, channel rules and the Policy. Refused messages are
 // answered with an error frame and never returned; repeated refusals close
-// the connection. It returns a *CloseError once the connection is closed,
-// or ctx.Err() if ctx ends first (the connection is then closed too: a
-// read cannot be abandoned half way).
+// the connection. It returns a *CloseError once the connection is closed
+// (also when ctx is Context(), which the close cancels), or ctx.Err() if
+// ctx ends while it waits (the connection is then closed with 1001 "read
+// abandoned": a read cannot be abandoned half way). A ctx that has already
+// ended returns ctx.Err() at once and leaves the connection open.
 func (c *Conn) ReadMessage(ctx context.Context) (*Message, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
+	// A closed connection reports its close even when ctx (typically
+	// Context(), cancelled by the teardown) has ended too.
+	if err := c.closedErr(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // nothing was read: the connection stays open
+	}
+	// abandoned is the close this read makes if ctx ends while it waits.
+	// Closing (rather than only moving the read deadline, which readOne
+	// resets) unblocks the read whatever the timing, and tells the close
+	// caused by ctx apart from any other.
+	var abandoned *CloseError
 	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { c.ws.SetReadDeadline(time.Now()) })
+		abandoned = &CloseError{Code: CloseGoingAway, Reason: "read abandoned"}
+		stop := context.AfterFunc(ctx, func() {
+			c.closeWithErr(abandoned)
+			_ = c.ws.SetReadDeadline(time.Now())
+		})
 		defer stop()
 	}
 	for {
-		if err := c.closedErr(); err != nil {
-			return nil, err
+		if ce := c.closeErr.Load(); ce != nil {
+			if ce == abandoned {
+				return nil, ctx.Err()
+			}
+			return nil, ce
 		}
 		m, err := c.readOne()
 		if err != nil {
-			if ctx.Err() != nil {
-				c.closeWith(CloseGoingAway, "read abandoned", false)
+			if ce := c.closeErr.Load(); ce != nil && ce == abandoned {
 				return nil, ctx.Err()
 			}
 			return nil, err
@@ -248,13 +274,24 @@ func (c *Conn) readOne() (*Message, error) {
 			ee = envelope.ErrInvalidJSON
 		}
 		reason := "invalid_message"
+		id, action := env.ID, env.Action
 		if ee.Code == envelope.CodeUnknownAction {
 			reason = "unknown_action"
+		} else if envelope.Parse(data, mr.limits, nil, &c.probe) == nil {
+			// The envelope is sound and only the payload failed its
+			// schema: echo the client's id so it can match the answer.
+			// (Refusals are bounded by the rate and denial limits, so
+			// this second parse costs little.)
+			id, action = c.probe.ID, c.probe.Action
 		}
-		c.deny(env.ID, ee.Code, ee.Reason, Event{Reason: reason, Detail: ee.Reason, Action: safeAction(env.Action)}, true)
+		c.deny(id, ee.Code, ee.Reason, Event{Reason: reason, Detail: ee.Reason, Action: safeAction(action)}, true)
 		return nil, c.closedErr()
 	}
 	action := string(env.Action)
+	if action == actionAuth {
+		c.reauth(env.ID, env.Payload)
+		return nil, c.closedErr()
+	}
 	if action == actionPing {
 		c.enqueue(pongFrame(env.ID))
 		return nil, nil
@@ -408,14 +445,19 @@ func (c *Conn) Close(code int, reason string) error {
 }
 
 func (c *Conn) closeWith(code int, reason string, remote bool) {
-	c.closeOnce.Do(func() {
-		if len(reason) > 123 {
-			reason = reason[:123]
-			for !utf8.ValidString(reason) {
-				reason = reason[:len(reason)-1]
-			}
+	if len(reason) > 123 {
+		reason = reason[:123]
+		for !utf8.ValidString(reason) {
+			reason = reason[:len(reason)-1]
 		}
-		c.closeErr.Store(&CloseError{Code: code, Reason: reason, Remote: remote})
+	}
+	c.closeWithErr(&CloseError{Code: code, Reason: reason, Remote: remote})
+}
+
+// closeWithErr records ce as the connection's close, if it is the first.
+func (c *Conn) closeWithErr(ce *CloseError) {
+	c.closeOnce.Do(func() {
+		c.closeErr.Store(ce)
 		close(c.done)
 		// Unblock a writer stuck on a peer that does not read.
 		_ = c.ws.NetConn().SetWriteDeadline(time.Now().Add(closeGrace))
@@ -427,20 +469,28 @@ func (c *Conn) closeWith(code int, reason string, remote bool) {
 // the connection down.
 func (c *Conn) writer() {
 	g := c.g
-	defer c.teardown()
+	var pending []byte // a frame taken from the queue after the close
+	defer func() { c.teardown(pending) }()
 	ping := time.NewTicker(g.cfg.pingInterval)
 	defer ping.Stop()
 	age := time.NewTimer(g.cfg.maxConnAge)
 	defer age.Stop()
-	var expiry <-chan time.Time
-	if p := c.Principal(); p != nil && !p.ExpiresAt.IsZero() {
-		t := time.NewTimer(p.ExpiresAt.Add(g.cfg.clockSkew).Sub(g.now()))
-		defer t.Stop()
-		expiry = t.C
+	var exp expiryTimers
+	defer exp.stop()
+	if p := c.Principal(); p != nil {
+		exp.set(g, p.ExpiresAt)
 	}
 	for {
 		select {
 		case b := <-c.send:
+			select {
+			case <-c.done:
+				// Closed meanwhile: the teardown flushes b within the
+				// close's grace period rather than the write timeout.
+				pending = b
+				return
+			default:
+			}
 			if err := c.write(b); err != nil {
 				c.closeWith(websocket.CloseAbnormalClosure, "write failed", false)
 			}
@@ -450,7 +500,13 @@ func (c *Conn) writer() {
 			}
 		case <-age.C:
 			c.closeWith(ClosePolicy, "maximum connection age", false)
-		case <-expiry:
+		case t := <-c.deadline: // re-authenticated
+			exp.set(g, t)
+		case <-exp.warnC():
+			if p := c.Principal(); p != nil {
+				c.enqueue(expiringFrame(p.ExpiresAt.Sub(g.now())))
+			}
+		case <-exp.expireC():
 			c.g.emit(c.ctx, Event{Kind: EventMessageRefused, Reason: "token_expired", RemoteIP: c.hs.ip, Subject: c.Principal().Subject, CloseCode: ClosePolicy})
 			c.closeWith(ClosePolicy, "token expired", false)
 		case <-c.done:
@@ -466,10 +522,17 @@ func (c *Conn) write(b []byte) error {
 	return c.ws.WriteMessage(websocket.TextMessage, b)
 }
 
-// teardown runs once, on the writer goroutine, after Close.
-func (c *Conn) teardown() {
+// teardown runs once, on the writer goroutine, after Close. On a local
+// close it first flushes what was queued before the close (pending, then
+// the queue), so that a handler's last Sends and the error frame of the
+// refusal that ended the connection reach the client before the close
+// frame; all of it within closeGrace.
+func (c *Conn) teardown(pending []byte) {
 	ce := c.closeErr.Load()
 	if !ce.Remote {
+		if c.ws.SetWriteDeadline(time.Now().Add(closeGrace)) == nil {
+			c.flush(pending)
+		}
 		code := ce.Code
 		if code == websocket.CloseAbnormalClosure || code == websocket.CloseNoStatusReceived || code == 0 {
 			code = CloseNormal
@@ -490,6 +553,26 @@ func (c *Conn) teardown() {
 	g.emit(context.Background(), ev)
 	close(c.gone)
 	g.wg.Done()
+}
+
+// flush writes pending and the frames queued now, stopping at the first
+// write error; the caller has set the write deadline.
+func (c *Conn) flush(pending []byte) {
+	if pending != nil {
+		if c.ws.WriteMessage(websocket.TextMessage, pending) != nil {
+			return
+		}
+	}
+	for {
+		select {
+		case b := <-c.send:
+			if c.ws.WriteMessage(websocket.TextMessage, b) != nil {
+				return
+			}
+		default:
+			return
+		}
+	}
 }
 
 // Wait blocks until the connection is fully torn down (socket closed, slot

@@ -2,6 +2,7 @@ package wssec
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -107,9 +108,21 @@ func compileMessageRules(c *config) (*messageRules, []error) {
 		if st.Kind() == reflect.Pointer {
 			st = st.Elem()
 		}
-		m.actions[name] = &registered{name: name, typ: t, schema: s, isStruct: st.Kind() == reflect.Struct}
+		r := &registered{name: name, typ: t, schema: s, isStruct: st.Kind() == reflect.Struct}
+		if r.isStruct {
+			// The validator parses tags lazily and panics on a bad one
+			// ("maxx=3", "max=abc"): try the zero value now, so a bad tag
+			// is a configuration error here rather than a panic later.
+			var bt *badTagError
+			if err := m.tryValidate(reflect.New(st).Interface()); errors.As(err, &bt) {
+				bad("WithAction", fmt.Sprintf("%q", name), err.Error())
+				return
+			}
+		}
+		m.actions[name] = r
 	}
 	add(actionPing, reflect.TypeFor[empty]())
+	add(actionAuth, reflect.TypeFor[authPayload]())
 	for _, a := range c.actions {
 		switch {
 		case !validAction(a.name):
@@ -156,11 +169,42 @@ func (m *messageRules) decode(r *registered, payload []byte) (any, string) {
 		}
 	}
 	if r.isStruct {
-		if err := m.validate.Struct(v.Interface()); err != nil {
+		// For WithAction[*T], v is a **T: validate the T it points to
+		// (the zero T when the payload was absent), as for WithAction[T];
+		// the validator refuses a pointer to a pointer.
+		target := v
+		if e := v.Elem(); e.Kind() == reflect.Pointer {
+			if e.IsNil() {
+				e.Set(reflect.New(e.Type().Elem()))
+			}
+			target = e
+		}
+		if err := m.tryValidate(target.Interface()); err != nil {
+			var bad *badTagError
+			if errors.As(err, &bad) {
+				return nil, "payload failed validation"
+			}
 			return nil, validationReason(err)
 		}
 	}
 	return v.Interface(), ""
+}
+
+// badTagError is a validator panic, caused by a malformed validate tag.
+type badTagError struct{ v any }
+
+func (e *badTagError) Error() string { return fmt.Sprintf("validate tag: %v", e.v) }
+
+// tryValidate runs the validator on a pointer to a struct, turning a
+// panic (a malformed tag in a part of the type the zero value did not
+// reach at New) into a *badTagError instead of a crash.
+func (m *messageRules) tryValidate(v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &badTagError{p}
+		}
+	}()
+	return m.validate.Struct(v)
 }
 
 // validationReason names the first failing field and tag, never a value.

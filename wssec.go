@@ -53,6 +53,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -232,12 +233,12 @@ func New(opts ...Option) (*Guard, error) {
 			},
 		})
 		if err != nil {
-			return nil, &ConfigError{Option: "WithJWKS", Value: fmt.Sprintf("%q", c.jwksURL), Reason: err.Error()}
+			return nil, &ConfigError{Option: "WithJWKS", Value: redactURL(c.jwksURL), Reason: err.Error()}
 		}
 		g.ver.dyn = &jwksRing{f: f}
 		if _, err := g.ver.dyn.current(); err != nil {
 			f.Close()
-			return nil, &ConfigError{Option: "WithJWKS", Value: fmt.Sprintf("%q", c.jwksURL), Reason: err.Error()}
+			return nil, &ConfigError{Option: "WithJWKS", Value: redactURL(c.jwksURL), Reason: err.Error()}
 		}
 	}
 
@@ -334,7 +335,7 @@ func buildVerifier(c *config, errs []error) (*verifier, []error) {
 		keyAlgs = r.allAlgs()
 	default:
 		if err := checkJWKSURL(c.jwksURL); err != nil {
-			bad("WithJWKS", fmt.Sprintf("%q", c.jwksURL), err.Error())
+			bad("WithJWKS", redactURL(c.jwksURL), err.Error())
 			return nil, errs
 		}
 		keyAlgs = jwksAlgs
@@ -365,6 +366,16 @@ func keyAlgsOf(raw any) ([]string, error) { return keyAlgs(raw) }
 // checkJWKSURL accepts https, or http to a loopback host.
 func checkJWKSURL(s string) error {
 	return jwks.ValidateURL(s)
+}
+
+// redactURL shows a URL in an error without its credentials: no userinfo,
+// no query, no fragment.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return "(unparseable URL)"
+	}
+	return fmt.Sprintf("%q", u.Scheme+"://"+u.Host+u.EscapedPath())
 }
 
 // isToken reports whether s is an RFC 7230 token.

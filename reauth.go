@@ -1,0 +1,146 @@
+package wssec
+
+import (
+	"encoding/json"
+	"math"
+	"time"
+)
+
+// authPayload is the payload of the built-in "auth" action:
+// {"action":"auth","payload":{"token":"…"}}.
+type authPayload struct {
+	Token string `json:"token" validate:"required"`
+}
+
+// reauth runs the built-in "auth" action on the reading goroutine: the
+// new token goes through the same verification as a handshake, must name
+// the same subject and tenant, and then replaces the principal atomically
+// and moves the connection's deadline. On failure the old deadline stands.
+func (c *Conn) reauth(id []byte, payload []byte) {
+	g := c.g
+	old := c.Principal()
+	ev := Event{Kind: EventMessageRefused, Action: actionAuth, RemoteIP: c.hs.ip}
+	if old != nil {
+		ev.Subject = old.Subject
+	}
+	fail := func(reason, detail string) {
+		ev.Reason, ev.Detail = reason, detail
+		c.deny(id, "forbidden", "re-authentication refused", ev, true)
+	}
+	var ap authPayload
+	if err := json.Unmarshal(payload, &ap); err != nil || ap.Token == "" {
+		fail("reauth_invalid", "auth payload needs a token")
+		return
+	}
+	if g.ver == nil {
+		fail("reauth_unsupported", "this endpoint does not verify tokens")
+		return
+	}
+	p, ref := g.ver.verify(c.ctx, ap.Token)
+	if ref != nil {
+		fail(ref.reason, ref.err.Error())
+		return
+	}
+	if old == nil || p.Subject != old.Subject || p.Tenant != old.Tenant {
+		fail("reauth_subject", "token names another subject or tenant")
+		return
+	}
+	if g.isRevoked(p, g.now()) {
+		fail("token_revoked", "token revoked")
+		return
+	}
+	if ref := g.admit(p); ref != nil {
+		fail(ref.reason, ref.err.Error())
+		return
+	}
+	c.principal.Store(p)
+	// The writer owns the timers: hand it the new deadline, replacing any
+	// deadline it has not picked up yet.
+	select {
+	case <-c.deadline:
+	default:
+	}
+	c.deadline <- p.ExpiresAt
+	in := int64(math.Floor(p.ExpiresAt.Sub(g.now()).Seconds()))
+	c.enqueue(authOKFrame(id, in))
+	g.emit(c.ctx, Event{Kind: EventReauthenticated, RemoteIP: c.hs.ip, Subject: p.Subject})
+}
+
+func authOKFrame(id []byte, expiresIn int64) []byte {
+	type body struct {
+		ExpiresIn int64 `json:"expires_in"`
+	}
+	f := struct {
+		Action  string `json:"action"`
+		ID      string `json:"id,omitempty"`
+		Payload body   `json:"payload"`
+	}{Action: actionAuth, ID: string(id), Payload: body{expiresIn}}
+	b, _ := json.Marshal(f)
+	return b
+}
+
+func expiringFrame(in time.Duration) []byte {
+	type body struct {
+		InSeconds int64 `json:"in_seconds"`
+	}
+	f := struct {
+		Action  string `json:"action"`
+		Payload body   `json:"payload"`
+	}{Action: "token_expiring", Payload: body{int64(math.Ceil(in.Seconds()))}}
+	b, _ := json.Marshal(f)
+	return b
+}
+
+// ExpiresAt returns when the connection's credentials expire (the
+// principal's exp); the connection closes with 1008 then (plus the clock
+// skew) unless the client re-authenticates. Zero means no expiry.
+func (c *Conn) ExpiresAt() time.Time {
+	if p := c.Principal(); p != nil {
+		return p.ExpiresAt
+	}
+	return time.Time{}
+}
+
+// expiryTimers is the writer's view of the token deadline.
+type expiryTimers struct {
+	expire *time.Timer
+	warn   *time.Timer
+}
+
+// set arms the timers for exp; a zero exp disarms them.
+func (t *expiryTimers) set(g *Guard, exp time.Time) {
+	t.stop()
+	if exp.IsZero() {
+		return
+	}
+	now := g.now()
+	t.expire = time.NewTimer(exp.Add(g.cfg.clockSkew).Sub(now))
+	if w := g.cfg.expiryWarning; w > 0 {
+		t.warn = time.NewTimer(exp.Add(-w).Sub(now))
+	}
+}
+
+func (t *expiryTimers) stop() {
+	if t.expire != nil {
+		t.expire.Stop()
+		t.expire = nil
+	}
+	if t.warn != nil {
+		t.warn.Stop()
+		t.warn = nil
+	}
+}
+
+func (t *expiryTimers) expireC() <-chan time.Time {
+	if t.expire == nil {
+		return nil
+	}
+	return t.expire.C
+}
+
+func (t *expiryTimers) warnC() <-chan time.Time {
+	if t.warn == nil {
+		return nil
+	}
+	return t.warn.C
+}
