@@ -537,7 +537,14 @@ func (c *Conn) teardown(pending []byte) {
 		if code == websocket.CloseAbnormalClosure || code == websocket.CloseNoStatusReceived || code == 0 {
 			code = CloseNormal
 		}
-		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ce.Reason), time.Now().Add(closeGrace))
+		err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ce.Reason), time.Now().Add(closeGrace))
+		if err == nil && c.readMu.TryLock() {
+			// No reader is active: wait (briefly) for the client's close
+			// frame, so closing the socket over unread data does not reset
+			// the connection before the client has read our close frame.
+			c.drain()
+			c.readMu.Unlock()
+		}
 	}
 	c.ws.Close()
 	c.cancel()
@@ -570,6 +577,23 @@ func (c *Conn) flush(pending []byte) {
 				return
 			}
 		default:
+			return
+		}
+	}
+}
+
+// drain reads and discards frames until the peer's close frame, an error,
+// or closeGrace. The caller holds readMu.
+func (c *Conn) drain() {
+	if c.ws.SetReadDeadline(time.Now().Add(closeGrace)) != nil {
+		return
+	}
+	for {
+		_, r, err := c.ws.NextReader()
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
 			return
 		}
 	}
