@@ -801,8 +801,8 @@ func TestConn_IdleTimeout(t *testing.T) {
 // outlives several idle timeouts.
 func TestConn_PongsKeepAlive(t *testing.T) {
 	f := newFixture(t, nil, WithInsecureTransport(), WithHMACKey(testKey),
-		WithIdleTimeout(500*time.Millisecond), WithPingInterval(50*time.Millisecond),
-		WithMaxConnAge(1500*time.Millisecond))
+		WithIdleTimeout(time.Second), WithPingInterval(100*time.Millisecond),
+		WithMaxConnAge(3*time.Second))
 	ws, status, err := f.dial(f.headers(mint(t, claims{})))
 	if err != nil {
 		t.Fatalf("dial: %d %v", status, err)

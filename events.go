@@ -20,6 +20,8 @@ const (
 	EventConfigWarning     EventKind = "config_warning"
 	EventRevoked           EventKind = "revoked"
 	EventReauthenticated   EventKind = "reauthenticated"
+	EventBanned            EventKind = "banned"
+	EventReportOnly        EventKind = "report_only"
 )
 
 // Event is one security-relevant occurrence. It never holds a token, a
@@ -28,12 +30,15 @@ const (
 // explanation for logs and may name request data (never secrets), so do
 // not use it as a metrics label.
 type Event struct {
-	Kind      EventKind
-	Reason    string
-	Detail    string
-	Status    int        // HTTP status of a handshake refusal, else 0
-	RemoteIP  netip.Addr // the client IP the guards used (after trusted proxies)
-	Origin    string     // the Origin header as sent, truncated; a label only via a bounded mapping
+	Kind     EventKind
+	Reason   string
+	Detail   string
+	Status   int        // HTTP status of a handshake refusal, else 0
+	RemoteIP netip.Addr // the client IP the guards used (after trusted proxies)
+	Origin   string     // the Origin header as sent, truncated: never a metrics label
+	// Pattern is a bounded label: the configured origin pattern a handshake
+	// matched, or the channel rule a message matched; "" when none did.
+	Pattern   string
 	Subject   string
 	Action    string
 	Channel   string

@@ -21,6 +21,7 @@ type handshake struct {
 	g         *Guard
 	ip        netip.Addr // client IP after trusted proxies
 	origin    string     // the Origin header, "" when absent
+	pattern   string     // the allowlist pattern it matched ("" for same-origin)
 	principal *Principal
 	lease     *lease
 	consumed  atomic.Bool // Upgrade took it
@@ -60,55 +61,79 @@ func (g *Guard) check(ctx context.Context, r *http.Request) (*handshake, *refusa
 		}
 	}
 	if !secure && !g.cfg.insecureTransport {
-		return nil, refuse(426, "transport_insecure", "TLS required: connect with wss://", ErrInsecureTransport, nil), ev
+		ref := refuse(426, "transport_insecure", "TLS required: connect with wss://", ErrInsecureTransport, nil)
+		if ref = g.enforce(ctx, GuardTransport, ref, ev); ref != nil {
+			return nil, ref, ev
+		}
 	}
 
-	// 2. Client IP.
+	// 2. Client IP, and bans: a banned client gets no further work.
 	if ferr != nil {
 		return nil, refuse(400, "forwarded_malformed", "bad forwarding headers", ErrBadForwarded, ferr), ev
 	}
 	ip := res.Client
 	ev.RemoteIP = ip
+	key := clientKey(ip)
+	if g.bans != nil {
+		if banned, wait := g.bans.ipBanned(key, g.now()); banned {
+			if ref := g.enforce(ctx, GuardBan, banRefusal(wait), ev); ref != nil {
+				return nil, ref, ev
+			}
+		}
+	}
 
 	// 3. Origin.
 	hs := &handshake{g: g, ip: ip}
-	if ref := g.checkOrigin(r, secure, hs); ref != nil {
+	if ref := g.enforce(ctx, GuardOrigin, g.checkOrigin(r, secure, hs), ev); ref != nil {
 		return nil, ref, ev
 	}
+	ev.Pattern = hs.pattern
 
 	// 4. Handshake rate per client, before any signature is checked.
-	ok, wait, err := g.lim.allowHandshake(ctx, clientKey(ip), g.now())
+	ok, wait, err := g.lim.allowHandshake(ctx, key, g.now())
 	if err != nil {
 		return nil, refuse(503, "store_error", "service unavailable", ErrRateLimited, err), ev
 	}
 	if !ok {
 		ref := refuse(429, "handshake_rate", "too many handshakes; retry later", ErrRateLimited, nil)
-		ref.retryAfter = int(math.Ceil(wait.Seconds()))
-		if ref.retryAfter < 1 {
-			ref.retryAfter = 1
+		ref.retryAfter = max(1, int(math.Ceil(wait.Seconds())))
+		if ref = g.enforce(ctx, GuardHandshakeRate, ref, ev); ref != nil {
+			return nil, ref, ev
 		}
-		return nil, ref, ev
 	}
 
 	// 5. Quotas per IP and in total, before the token.
-	ls, ref := g.lim.acquireIP(ctx, clientKey(ip))
+	ls, ref := g.lim.acquireIP(ctx, key)
 	if ref != nil {
 		ref.retryAfter = 1
-		return nil, ref, ev
+		if ref = g.enforce(ctx, GuardQuota, ref, ev); ref != nil {
+			return nil, ref, ev
+		}
+		ls = &lease{l: g.lim} // report-only: let through holding no slot
 	}
 
-	// 6. Token, then the per-subject quota.
+	// 6. Token, then subject bans and the per-subject quota.
 	p, ref := g.authenticate(ctx, r, hs)
 	if ref != nil {
 		ls.release()
 		return nil, ref, ev
 	}
 	ev.Subject = p.Subject
+	if g.bans != nil {
+		if banned, wait := g.bans.subjectBanned(p.Subject, g.now()); banned {
+			if ref := g.enforce(ctx, GuardBan, banRefusal(wait), ev); ref != nil {
+				ls.release()
+				return nil, ref, ev
+			}
+		}
+	}
 	if p.Subject != "" {
 		if ref := ls.acquireSubject(ctx, p.Subject); ref != nil {
-			ls.release()
 			ref.retryAfter = 1
-			return nil, ref, ev
+			if ref = g.enforce(ctx, GuardQuota, ref, ev); ref != nil {
+				ls.release()
+				return nil, ref, ev
+			}
 		}
 	}
 	hs.principal, hs.lease = p, ls
@@ -136,9 +161,11 @@ func (g *Guard) checkOrigin(r *http.Request, secure bool, hs *handshake) *refusa
 		return refuse(403, reason, "origin not allowed", ErrOriginNotAllowed, err)
 	}
 	if g.origins != nil {
-		if _, ok := g.origins.Match(o); !ok {
+		i, ok := g.origins.Match(o)
+		if !ok {
 			return refuse(403, "origin_not_allowed", "origin not allowed", ErrOriginNotAllowed, nil)
 		}
+		hs.pattern = g.originLabels[i]
 	} else if !origin.SameOrigin(o, r.Host, secure) {
 		return refuse(403, "origin_not_allowed", "origin not allowed", ErrOriginNotAllowed, errors.New("not same-origin"))
 	}

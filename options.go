@@ -106,6 +106,7 @@ type config struct {
 	hmacKey       []byte
 	authenticator func(*http.Request) (*Principal, error)
 	anonymous     bool
+	keyOption     string // the last of WithJWKS, WithKeySet, WithHMACKey given
 
 	issuer           string
 	audience         []string
@@ -149,6 +150,9 @@ type config struct {
 	ticketCapacity int
 	ticketBindIP   bool
 	expiryWarning  time.Duration
+
+	ban        *BanPolicy
+	reportOnly map[GuardName]bool
 }
 
 func defaultConfig() config {
@@ -213,7 +217,7 @@ func WithAllowMissingOrigin() Option {
 // kid is unknown triggers at most one rate-limited refetch. An outage keeps
 // the last good set. The last of WithJWKS, WithKeySet and WithHMACKey wins.
 func WithJWKS(url string) Option {
-	return optionFunc(func(c *config) { c.jwksURL, c.keySet, c.hmacKey = url, nil, nil })
+	return optionFunc(func(c *config) { c.jwksURL, c.keySet, c.hmacKey, c.keyOption = url, nil, nil, "WithJWKS" })
 }
 
 // WithJWKSRefresh sets how often a WithJWKS key set is refetched in the
@@ -226,7 +230,7 @@ func WithJWKSRefresh(d time.Duration) Option {
 // symmetric and asymmetric keys, or holds private keys, is a configuration
 // error. The last of WithJWKS, WithKeySet and WithHMACKey wins.
 func WithKeySet(set jwk.Set) Option {
-	return optionFunc(func(c *config) { c.keySet, c.jwksURL, c.hmacKey = set, "", nil })
+	return optionFunc(func(c *config) { c.keySet, c.jwksURL, c.hmacKey, c.keyOption = set, "", nil, "WithKeySet" })
 }
 
 // WithHMACKey verifies HS256/HS384/HS512 tokens with a shared secret of at
@@ -234,8 +238,8 @@ func WithKeySet(set jwk.Set) Option {
 // bytes and HS512 64. The key is copied. The last of WithJWKS, WithKeySet
 // and WithHMACKey wins.
 func WithHMACKey(key []byte) Option {
-	k := append([]byte(nil), key...)
-	return optionFunc(func(c *config) { c.hmacKey, c.jwksURL, c.keySet = k, "", nil })
+	k := append(make([]byte, 0, len(key)), key...)
+	return optionFunc(func(c *config) { c.hmacKey, c.jwksURL, c.keySet, c.keyOption = k, "", nil, "WithHMACKey" })
 }
 
 // WithAuthenticator replaces token verification with a custom scheme. It

@@ -69,9 +69,9 @@ func WithExpiryWarning(d time.Duration) Option {
 
 // sessions holds revocations, the replay cache and tickets.
 type sessions struct {
-	revoked *ttlcache.Cache[int64]    // subject → revoked-before (unix ns); jti → 0
-	replay  *ttlcache.Cache[struct{}] // jti seen at a handshake
-	tickets *ttlcache.Cache[ticket]
+	revoked *ttlcache.Cache[string, int64]    // subject → revoked-before (unix ns); jti → 0
+	replay  *ttlcache.Cache[string, struct{}] // jti seen at a handshake
+	tickets *ttlcache.Cache[string, ticket]
 	holdFor time.Duration // how long a subject revocation must be kept
 }
 
@@ -82,12 +82,12 @@ type ticket struct {
 
 func newSessions(c *config) *sessions {
 	s := &sessions{
-		revoked: ttlcache.New[int64](DefaultRevokeCapacity),
-		tickets: ttlcache.New[ticket](c.ticketCapacity),
+		revoked: ttlcache.New[string, int64](DefaultRevokeCapacity),
+		tickets: ttlcache.New[string, ticket](c.ticketCapacity),
 		holdFor: c.maxTokenLifetime + c.clockSkew,
 	}
 	if c.singleUse {
-		s.replay = ttlcache.New[struct{}](c.replayCapacity)
+		s.replay = ttlcache.New[string, struct{}](c.replayCapacity)
 	}
 	return s
 }

@@ -54,6 +54,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -80,6 +81,10 @@ type Guard struct {
 	upg     websocket.Upgrader
 	msg     *messageRules
 	sess    *sessions
+	bans    *bans // nil unless WithBanPolicy
+	// originLabels are the canonical allowlist patterns, by Set index: the
+	// only origin values that reach events' Pattern (a bounded label).
+	originLabels []string
 
 	mu     sync.Mutex // guards conns and closed
 	conns  map[*Conn]struct{}
@@ -129,6 +134,7 @@ func New(opts ...Option) (*Guard, error) {
 				continue
 			}
 			ps = append(ps, p)
+			g.originLabels = append(g.originLabels, p.String())
 		}
 		g.origins = origin.NewSet(ps)
 	}
@@ -171,6 +177,16 @@ func New(opts ...Option) (*Guard, error) {
 	}
 	if c.pingInterval > 0 && c.idleTimeout > 0 && c.pingInterval >= c.idleTimeout {
 		bad("WithPingInterval", c.pingInterval.String(), "must be shorter than the idle timeout "+c.idleTimeout.String())
+	}
+	if c.ban != nil {
+		for _, why := range validateBanPolicy(c.ban) {
+			bad("WithBanPolicy", "", why)
+		}
+	}
+	for gn := range c.reportOnly {
+		if !slices.Contains(reportOnlyGuards, gn) {
+			bad("WithReportOnly", string(gn), "not a guard that can run report-only")
+		}
 	}
 	if c.ticketTTL <= 0 || c.ticketTTL > 5*time.Minute {
 		bad("WithTickets", c.ticketTTL.String(), "ttl must be between 0 and 5m")
@@ -222,6 +238,14 @@ func New(opts ...Option) (*Guard, error) {
 	}
 	g.lim = lim
 	g.sess = newSessions(&c)
+	if c.ban != nil {
+		if g.bans, err = newBans(*c.ban); err != nil {
+			return nil, &ConfigError{Option: "WithBanPolicy", Reason: err.Error()}
+		}
+	}
+	for gn := range c.reportOnly {
+		g.emit(context.Background(), Event{Kind: EventConfigWarning, Reason: "report_only", Detail: "WithReportOnly: the " + string(gn) + " guard logs but does not refuse"})
+	}
 
 	// The JWKS is fetched last, once everything static is known good.
 	if c.jwksURL != "" {
@@ -284,6 +308,7 @@ func buildVerifier(c *config, errs []error) (*verifier, []error) {
 	bad := func(opt, val, reason string) {
 		errs = append(errs, &ConfigError{Option: opt, Value: val, Reason: reason})
 	}
+	var known []string // the valid entries of WithAlgorithms
 	for _, a := range c.algorithms {
 		if strings.EqualFold(a, "none") {
 			bad("WithAlgorithms", `"none"`, "unsigned tokens are never accepted")
@@ -292,9 +317,28 @@ func buildVerifier(c *config, errs []error) (*verifier, []error) {
 		sa, ok := jwa.LookupSignatureAlgorithm(a)
 		if !ok || sa.String() != a {
 			bad("WithAlgorithms", fmt.Sprintf("%q", a), "unknown signature algorithm")
+			continue
+		}
+		known = append(known, a)
+	}
+	switch c.keyOption {
+	case "WithJWKS":
+		if c.jwksURL == "" {
+			bad("WithJWKS", "", "empty URL")
+			return nil, errs
+		}
+	case "WithKeySet":
+		if c.keySet == nil {
+			bad("WithKeySet", "", "nil key set")
+			return nil, errs
+		}
+	case "WithHMACKey":
+		if len(c.hmacKey) == 0 {
+			bad("WithHMACKey", "", "empty key (is the secret missing from the environment?)")
+			return nil, errs
 		}
 	}
-	hasKeys := c.jwksURL != "" || c.keySet != nil || c.hmacKey != nil
+	hasKeys := c.keyOption != ""
 	if c.authenticator != nil && hasKeys {
 		bad("WithAuthenticator", "", "cannot be combined with WithJWKS, WithKeySet or WithHMACKey")
 		return nil, errs
@@ -342,7 +386,10 @@ func buildVerifier(c *config, errs []error) (*verifier, []error) {
 	}
 	algs := keyAlgs
 	if len(c.algorithms) > 0 {
-		algs = intersect(c.algorithms, keyAlgs)
+		if len(known) == 0 {
+			return nil, errs // each entry was reported above
+		}
+		algs = intersect(known, keyAlgs)
 		if len(algs) == 0 {
 			bad("WithAlgorithms", strings.Join(c.algorithms, ","), "none of these algorithms fits the configured keys")
 			return nil, errs
@@ -427,6 +474,7 @@ func (g *Guard) guard(w http.ResponseWriter, r *http.Request) (*handshake, *refu
 		ev.Reason, ev.Status = ref.reason, ref.status
 		ev.Detail = ref.err.Error()
 		g.emit(r.Context(), ev)
+		g.recordRefusal(r.Context(), classify(ref.reason), clientKey(ev.RemoteIP), ev.Subject)
 		ref.write(w)
 		return nil, ref
 	}
@@ -467,7 +515,7 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 		return nil, ErrClosed
 	}
 	hs.upgraded.Store(true)
-	ev := Event{Kind: EventHandshakeAccepted, RemoteIP: hs.ip, Origin: hs.origin, Subject: hs.principal.Subject}
+	ev := Event{Kind: EventHandshakeAccepted, RemoteIP: hs.ip, Origin: hs.origin, Pattern: hs.pattern, Subject: hs.principal.Subject}
 	g.emit(r.Context(), ev)
 	return c, nil
 }

@@ -26,38 +26,38 @@ type entry[V any] struct {
 	gen uint64
 }
 
-type queued struct {
-	key string
+type queued[K comparable] struct {
+	key K
 	gen uint64
 }
 
 // Cache is a bounded map with expiring entries. Times are Unix
 // nanoseconds passed in by the caller, so tests control the clock. It is
 // safe for concurrent use.
-type Cache[V any] struct {
+type Cache[K comparable, V any] struct {
 	mu   sync.Mutex // guards the fields below
-	m    map[string]entry[V]
-	q    []queued // ring buffer of insertions
-	head int      // index of the oldest insertion
-	n    int      // queued insertions
+	m    map[K]entry[V]
+	q    []queued[K] // ring buffer of insertions
+	head int         // index of the oldest insertion
+	n    int         // queued insertions
 	gen  uint64
 	cap  int
 }
 
 // New returns a cache that holds at most capacity live entries (at least 1).
-func New[V any](capacity int) *Cache[V] {
+func New[K comparable, V any](capacity int) *Cache[K, V] {
 	if capacity < 1 {
 		capacity = 1
 	}
-	return &Cache[V]{m: make(map[string]entry[V]), q: make([]queued, capacity), cap: capacity}
+	return &Cache[K, V]{m: make(map[K]entry[V]), q: make([]queued[K], capacity), cap: capacity}
 }
 
 // Cap returns the capacity.
-func (c *Cache[V]) Cap() int { return c.cap }
+func (c *Cache[K, V]) Cap() int { return c.cap }
 
 // Len returns the number of entries held, expired ones not yet dropped
 // included.
-func (c *Cache[V]) Len() int {
+func (c *Cache[K, V]) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.m)
@@ -65,7 +65,7 @@ func (c *Cache[V]) Len() int {
 
 // dropFront removes queued insertions that are stale (deleted or
 // replaced) or expired, stopping at the first live one.
-func (c *Cache[V]) dropFront(now int64) {
+func (c *Cache[K, V]) dropFront(now int64) {
 	for c.n > 0 {
 		q := c.q[c.head]
 		e, ok := c.m[q.key]
@@ -75,7 +75,7 @@ func (c *Cache[V]) dropFront(now int64) {
 		if ok && e.gen == q.gen {
 			delete(c.m, q.key)
 		}
-		c.q[c.head] = queued{}
+		c.q[c.head] = queued[K]{}
 		c.head = (c.head + 1) % c.cap
 		c.n--
 	}
@@ -84,7 +84,7 @@ func (c *Cache[V]) dropFront(now int64) {
 // Add inserts key with value v until exp, unless a live entry for key
 // exists (ErrExists: set-if-absent semantics) or the cache holds capacity
 // live entries (ErrFull).
-func (c *Cache[V]) Add(key string, v V, exp, now int64) error {
+func (c *Cache[K, V]) Add(key K, v V, exp, now int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[key]; ok && e.exp > now {
@@ -103,7 +103,7 @@ func (c *Cache[V]) Add(key string, v V, exp, now int64) error {
 	}
 	c.gen++
 	c.m[key] = entry[V]{v: v, exp: exp, gen: c.gen}
-	c.q[(c.head+c.n)%c.cap] = queued{key: key, gen: c.gen}
+	c.q[(c.head+c.n)%c.cap] = queued[K]{key: key, gen: c.gen}
 	c.n++
 	return nil
 }
@@ -111,8 +111,8 @@ func (c *Cache[V]) Add(key string, v V, exp, now int64) error {
 // compact rebuilds the queue from live entries. It runs only when the
 // queue is full but the map is not, which takes at least capacity
 // deletions since the last compaction: amortised O(1) per operation.
-func (c *Cache[V]) compact(now int64) {
-	nq := make([]queued, c.cap)
+func (c *Cache[K, V]) compact(now int64) {
+	nq := make([]queued[K], c.cap)
 	n := 0
 	for i := 0; i < c.n; i++ {
 		q := c.q[(c.head+i)%c.cap]
@@ -131,7 +131,7 @@ func (c *Cache[V]) compact(now int64) {
 }
 
 // Get returns the live value for key.
-func (c *Cache[V]) Get(key string, now int64) (V, bool) {
+func (c *Cache[K, V]) Get(key K, now int64) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[key]
@@ -144,7 +144,7 @@ func (c *Cache[V]) Get(key string, now int64) (V, bool) {
 
 // Take returns the live value for key and removes it: a second Take of
 // the same key fails. This is single use.
-func (c *Cache[V]) Take(key string, now int64) (V, bool) {
+func (c *Cache[K, V]) Take(key K, now int64) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[key]
@@ -161,7 +161,7 @@ func (c *Cache[V]) Take(key string, now int64) (V, bool) {
 }
 
 // Delete removes key.
-func (c *Cache[V]) Delete(key string) {
+func (c *Cache[K, V]) Delete(key K) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, key)

@@ -7,7 +7,7 @@ import (
 )
 
 func TestAddIfAbsentAndExpiry(t *testing.T) {
-	c := New[int](4)
+	c := New[string, int](4)
 	if err := c.Add("a", 1, 100, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func TestAddIfAbsentAndExpiry(t *testing.T) {
 }
 
 func TestTakeIsSingleUse(t *testing.T) {
-	c := New[string](4)
+	c := New[string, string](4)
 	c.Add("t", "p", 100, 0)
 	if v, ok := c.Take("t", 10); !ok || v != "p" {
 		t.Fatalf("first Take = %q, %v", v, ok)
@@ -41,7 +41,7 @@ func TestTakeIsSingleUse(t *testing.T) {
 }
 
 func TestFullRefusesInsteadOfEvictingLive(t *testing.T) {
-	c := New[int](3)
+	c := New[string, int](3)
 	for i := 0; i < 3; i++ {
 		if err := c.Add(strconv.Itoa(i), i, 100, 0); err != nil {
 			t.Fatal(err)
@@ -65,7 +65,7 @@ func TestFullRefusesInsteadOfEvictingLive(t *testing.T) {
 }
 
 func TestDeletedEntriesFreeRoom(t *testing.T) {
-	c := New[int](3)
+	c := New[string, int](3)
 	c.Add("long", 0, 1000, 0) // a live entry at the front of the queue
 	c.Add("b", 0, 1000, 0)
 	c.Add("c", 0, 1000, 0)
@@ -86,7 +86,7 @@ func TestDeletedEntriesFreeRoom(t *testing.T) {
 // and checks it never holds more than its capacity.
 func TestBoundedAtOneMillion(t *testing.T) {
 	const capacity = 10000
-	c := New[struct{}](capacity)
+	c := New[string, struct{}](capacity)
 	var full int
 	for i := 0; i < 1_000_000; i++ {
 		now := int64(i)
@@ -107,7 +107,7 @@ func TestBoundedAtOneMillion(t *testing.T) {
 }
 
 func BenchmarkAddTake(b *testing.B) {
-	c := New[int](1 << 16)
+	c := New[string, int](1 << 16)
 	keys := make([]string, 1024)
 	for i := range keys {
 		keys[i] = strconv.Itoa(i)
