@@ -186,8 +186,10 @@ func nonEmptySegments(s string) bool {
 }
 
 // authorizeChannel applies the channel rules: the first matching rule
-// decides; no match denies. It returns a reason for the log, "" if allowed.
-func (m *messageRules) authorizeChannel(channel, action string, p *Principal) string {
+// decides; no match denies. It returns the matching rule's pattern (a
+// bounded label, "" when none matched) and a reason for the log, "" if
+// allowed.
+func (m *messageRules) authorizeChannel(channel, action string, p *Principal) (rule, why string) {
 	for i := range m.rules {
 		cr := &m.rules[i]
 		if !cr.match(channel, p) {
@@ -198,9 +200,9 @@ func (m *messageRules) authorizeChannel(channel, action string, p *Principal) st
 			scope = cr.rule.Read
 		}
 		if scope != "" && !p.HasScope(scope) {
-			return "missing scope " + scope + " for channel rule " + cr.rule.Pattern
+			return cr.rule.Pattern, "missing scope " + scope + " for channel rule " + cr.rule.Pattern
 		}
-		return ""
+		return cr.rule.Pattern, ""
 	}
-	return "no channel rule matches"
+	return "", "no channel rule matches"
 }

@@ -226,13 +226,13 @@ func TestAuthorizeChannel(t *testing.T) {
 		{"tenant:acme:orders", "subscribe", nil, false},
 		{"tenant:acme:orders", "subscribe", &Principal{Subject: "alice", Scopes: []string{"orders:read"}}, false},
 	} {
-		why := mr.authorizeChannel(tc.channel, tc.action, tc.p)
+		_, why := mr.authorizeChannel(tc.channel, tc.action, tc.p)
 		if (why == "") != tc.allowed {
 			t.Errorf("%s on %q by %+v: %q, want allowed=%v", tc.action, tc.channel, tc.p, why, tc.allowed)
 		}
 	}
 	// No rules: every channel is denied.
-	if why := (&messageRules{}).authorizeChannel("public:x", "subscribe", acme()); why == "" {
+	if _, why := (&messageRules{}).authorizeChannel("public:x", "subscribe", acme()); why == "" {
 		t.Error("a channel was allowed without any rule")
 	}
 }

@@ -61,7 +61,7 @@ func classify(reason string) banClass {
 }
 
 // bans counts refusals per client and keeps the ban lists. Counting uses
-// GCRA tables (a bucket of Threshold refusals refilled over Window): the
+// GCRA tables (a bucket of Threshold-1 refusals refilled over Window): the
 // refusal that finds the bucket empty places the ban.
 type bans struct {
 	pol      BanPolicy
@@ -80,7 +80,9 @@ func newBans(p BanPolicy) (*bans, error) {
 		ips:      ttlcache.New[netip.Addr, int64](p.Capacity),
 		subjects: ttlcache.New[string, int64](p.Capacity),
 	}
-	g := limiter.NewGCRA(float64(p.Threshold)/p.Window.Seconds(), p.Threshold)
+	// A bucket of Threshold-1 refusals: the Threshold-th finds it empty and
+	// places the ban (a threshold of 1 bans at the first refusal).
+	g := limiter.NewGCRA(float64(p.Threshold)/p.Window.Seconds(), p.Threshold-1)
 	for c := banToken; c < numBanClasses; c++ {
 		var err error
 		if b.byIP[c], err = limiter.NewTable(p.Capacity, g); err != nil {

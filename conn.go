@@ -250,14 +250,18 @@ func (c *Conn) readOne() (*Message, error) {
 
 	// Message rate, before any parsing.
 	if ok, _ := g.lim.msgRate.Allow(&c.tat, g.now().UnixNano()); !ok {
-		c.limited++
-		if c.limited >= g.cfg.denialLimit {
-			c.refused(Event{Reason: "rate_abuse", CloseCode: CloseTryAgainLater})
-			c.closeWith(CloseTryAgainLater, "message rate exceeded", false)
-			return nil, c.closedErr()
+		if g.cfg.reportOnly[GuardMessageRate] {
+			c.reportOnly(Event{Reason: "rate_limited"})
+		} else {
+			c.limited++
+			if c.limited >= g.cfg.denialLimit {
+				c.refused(Event{Reason: "rate_abuse", CloseCode: CloseTryAgainLater})
+				c.closeWith(CloseTryAgainLater, "message rate exceeded", false)
+				return nil, c.closedErr()
+			}
+			c.deny(nil, "rate_limited", "rate limit exceeded", Event{Reason: "rate_limited"}, false)
+			return nil, nil
 		}
-		c.deny(nil, "rate_limited", "rate limit exceeded", Event{Reason: "rate_limited"}, false)
-		return nil, nil
 	}
 	c.limited = 0
 
@@ -312,18 +316,29 @@ func (c *Conn) readOne() (*Message, error) {
 
 	p := c.Principal()
 	if m.Channel != "" {
-		if why := mr.authorizeChannel(m.Channel, action, p); why != "" {
+		rule, why := mr.authorizeChannel(m.Channel, action, p)
+		ev.Pattern = rule
+		if why != "" {
 			ev.Reason, ev.Detail = "forbidden", why
-			c.deny(env.ID, "forbidden", "forbidden", ev, true)
-			return nil, c.closedErr()
+			if !g.cfg.reportOnly[GuardChannel] {
+				c.deny(env.ID, "forbidden", "forbidden", ev, true)
+				return nil, c.closedErr()
+			}
+			c.reportOnly(ev)
 		}
 	}
 	if mr.policy != nil {
 		if err := mr.policy(c.ctx, p, m); err != nil {
 			ev.Reason, ev.Detail = "forbidden", "policy: "+err.Error()
-			c.deny(env.ID, "forbidden", "forbidden", ev, true)
-			return nil, c.closedErr()
+			if !g.cfg.reportOnly[GuardPolicy] {
+				c.deny(env.ID, "forbidden", "forbidden", ev, true)
+				return nil, c.closedErr()
+			}
+			c.reportOnly(ev)
 		}
+	}
+	for _, o := range g.msgObs {
+		o.MessageAccepted(m.Action)
 	}
 	return m, nil
 }
@@ -341,6 +356,13 @@ func safeAction(a []byte) string {
 func (c *Conn) deny(id []byte, code, msg string, ev Event, count bool) {
 	c.enqueue(errorFrame(id, code, msg))
 	c.refused(ev)
+	if c.g.bans != nil {
+		sub := ""
+		if p := c.Principal(); p != nil {
+			sub = p.Subject
+		}
+		c.g.recordRefusal(c.ctx, banMessage, clientKey(c.hs.ip), sub)
+	}
 	if !count {
 		return
 	}
@@ -349,6 +371,16 @@ func (c *Conn) deny(id []byte, code, msg string, ev Event, count bool) {
 		c.refused(Event{Reason: "denial_limit", CloseCode: ClosePolicy})
 		c.closeWith(ClosePolicy, "too many refused messages", false)
 	}
+}
+
+// reportOnly records a refusal that a report-only guard let through.
+func (c *Conn) reportOnly(ev Event) {
+	ev.Kind = EventReportOnly
+	ev.RemoteIP = c.hs.ip
+	if p := c.Principal(); p != nil {
+		ev.Subject = p.Subject
+	}
+	c.g.emit(c.ctx, ev)
 }
 
 func (c *Conn) refused(ev Event) {

@@ -55,6 +55,14 @@ type Observer interface {
 	Observe(Event)
 }
 
+// MessageObserver is an optional interface of an Observer: it is told of
+// every message ReadMessage returns, by action. Actions are the ones
+// registered with WithAction, a bounded set. Accepted messages are not
+// Events (they are not security events, and the read path stays lean).
+type MessageObserver interface {
+	MessageAccepted(action string)
+}
+
 // maxLoggedOrigin bounds how much of an attacker-controlled Origin header
 // reaches logs and observers.
 const maxLoggedOrigin = 256

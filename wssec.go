@@ -81,7 +81,8 @@ type Guard struct {
 	upg     websocket.Upgrader
 	msg     *messageRules
 	sess    *sessions
-	bans    *bans // nil unless WithBanPolicy
+	msgObs  []MessageObserver // the observers that count accepted messages
+	bans    *bans             // nil unless WithBanPolicy
 	// originLabels are the canonical allowlist patterns, by Set index: the
 	// only origin values that reach events' Pattern (a bounded label).
 	originLabels []string
@@ -238,6 +239,11 @@ func New(opts ...Option) (*Guard, error) {
 	}
 	g.lim = lim
 	g.sess = newSessions(&c)
+	for _, o := range c.observers {
+		if mo, ok := o.(MessageObserver); ok {
+			g.msgObs = append(g.msgObs, mo)
+		}
+	}
 	if c.ban != nil {
 		if g.bans, err = newBans(*c.ban); err != nil {
 			return nil, &ConfigError{Option: "WithBanPolicy", Reason: err.Error()}

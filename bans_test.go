@@ -1,0 +1,165 @@
+package wssec
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// countingAuth is an authenticator that counts how often it runs, standing
+// in for "was the token verified": a banned client must never reach it.
+type countingAuth struct{ n atomic.Int64 }
+
+func (a *countingAuth) auth(r *http.Request) (*Principal, error) {
+	a.n.Add(1)
+	if r.Header.Get("Authorization") == "Bearer good" {
+		return &Principal{Subject: "alice"}, nil
+	}
+	return nil, ErrTokenInvalid
+}
+
+func TestBan_AfterThresholdBeforeVerificationAndLifts(t *testing.T) {
+	clk := newFakeClock()
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithClock(clk.now),
+		WithHandshakeRate(1000, 1000),
+		WithBanPolicy(BanPolicy{Threshold: 3, Window: time.Minute, Duration: 10 * time.Minute}))
+	var verified atomic.Int64
+	f.g.ver.now = func() time.Time { verified.Add(1); return clk.now() } // counts claim checks
+	bad := f.headers("x.y.z")
+	// The threshold's worth of bad tokens is answered 401; the last of
+	// them places the ban.
+	for i := 0; i < 3; i++ {
+		if i == 2 && f.events.has(EventBanned, "token") {
+			t.Fatal("banned before the threshold")
+		}
+		if _, st, _ := f.dial(bad); st != http.StatusUnauthorized {
+			t.Fatalf("bad token %d: status %d, want 401", i, st)
+		}
+	}
+	if !f.events.has(EventBanned, "token") {
+		t.Fatalf("no ban event: %v", f.events.all())
+	}
+	// Banned: even a good token gets 429 before any verification.
+	before := verified.Load()
+	_, resp, _ := (&websocket.Dialer{}).Dial(f.url, f.headers(mint(t, claims{})))
+	if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("banned client: %v, want 429", resp)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra == "" {
+		t.Fatal("429 for a ban without Retry-After")
+	}
+	if verified.Load() != before {
+		t.Fatal("a banned client's token was verified")
+	}
+	if !f.events.has(EventHandshakeRefused, "banned") {
+		t.Fatalf("no banned refusal event: %v", f.events.reasons(EventHandshakeRefused))
+	}
+	// The ban lifts after its duration.
+	clk.advance(10*time.Minute + time.Second)
+	if _, st, err := f.dial(f.headers(mint(t, claims{iat: clk.now(), exp: clk.now().Add(5 * time.Minute)}))); err != nil {
+		t.Fatalf("after the ban: %d %v", st, err)
+	}
+}
+
+func TestBan_CustomAuthenticatorNotCalledWhenBanned(t *testing.T) {
+	auth := &countingAuth{}
+	f := newFixture(t, nil, WithAuthenticator(auth.auth), WithInsecureTransport(),
+		WithHandshakeRate(1000, 1000),
+		WithBanPolicy(BanPolicy{Threshold: 2, Window: time.Minute, Duration: time.Minute}))
+	h := f.headers("")
+	h.Set("Authorization", "Bearer bad")
+	for i := 0; i < 2; i++ {
+		f.dial(h)
+	}
+	calls := auth.n.Load()
+	h.Set("Authorization", "Bearer good")
+	if _, st, _ := f.dial(h); st != http.StatusTooManyRequests {
+		t.Fatalf("banned client: %d, want 429", st)
+	}
+	if auth.n.Load() != calls {
+		t.Fatal("the authenticator ran for a banned client")
+	}
+}
+
+func TestBan_OtherClassesDoNotAdd(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(),
+		WithHandshakeRate(1000, 1000),
+		WithBanPolicy(BanPolicy{Threshold: 3, Window: time.Minute, Duration: time.Minute}))
+	// Two bad origins and two bad tokens: neither class reaches three.
+	cross := f.headers(mint(t, claims{}))
+	cross.Set("Origin", "https://evil.example")
+	f.dial(cross)
+	f.dial(cross)
+	f.dial(f.headers("a.b.c"))
+	f.dial(f.headers("a.b.c"))
+	if _, st, err := f.dial(f.headers(mint(t, claims{}))); err != nil {
+		t.Fatalf("client banned across classes: %d %v", st, err)
+	}
+}
+
+func TestReportOnly_CrossOriginLetThroughOnce(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithReportOnly(GuardOrigin))
+	h := f.headers(mint(t, claims{}))
+	h.Set("Origin", "https://attacker.example")
+	if _, st, err := f.dial(h); err != nil {
+		t.Fatalf("report-only origin refused the socket: %d %v", st, err)
+	}
+	if !f.handlerRan() {
+		t.Fatal("handler did not run")
+	}
+	var n int
+	for _, e := range f.events.all() {
+		if e.Kind == EventReportOnly {
+			n++
+			if e.Reason != "origin_not_allowed" || e.Status != http.StatusForbidden {
+				t.Fatalf("report_only event %+v", e)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d report_only events, want 1", n)
+	}
+	if !strings.Contains(f.logs.String(), `"event":"report_only"`) {
+		t.Fatal("the report_only event is not in the log")
+	}
+	// Token verification still enforces.
+	h.Set("Authorization", "Bearer a.b.c")
+	if _, st, _ := f.dial(h); st != http.StatusUnauthorized {
+		t.Fatalf("report-only origin with a bad token: %d, want 401", st)
+	}
+}
+
+func TestReportOnly_ChannelAndTokenRefused(t *testing.T) {
+	if _, err := New(WithHMACKey(testKey), WithReportOnly("token")); err == nil {
+		t.Fatal("WithReportOnly(token) accepted")
+	}
+	got := make(chan *Message, 1)
+	f := newFixture(t, func(ctx context.Context, c *Conn) {
+		m, err := c.ReadMessage(ctx)
+		if err == nil {
+			got <- m
+		}
+	}, WithHMACKey(testKey), WithInsecureTransport(), WithAction[struct{}]("subscribe"),
+		WithReportOnly(GuardChannel))
+	ws, _, err := f.dial(f.headers(mint(t, claims{tenant: "acme"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.WriteMessage(websocket.TextMessage, []byte(`{"action":"subscribe","channel":"tenant:globex:x"}`))
+	select {
+	case m := <-got:
+		if m.Channel != "tenant:globex:x" {
+			t.Fatalf("got %+v", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("report-only channel rule refused the message")
+	}
+	if !f.events.has(EventReportOnly, "forbidden") {
+		t.Fatalf("no report_only event: %v", f.events.all())
+	}
+}
