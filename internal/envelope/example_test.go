@@ -1,0 +1,52 @@
+package envelope_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/wssec/wssec/internal/envelope"
+)
+
+func ExampleParse() {
+	type publish struct {
+		Text string `json:"text"`
+	}
+	// Compile once, at registration.
+	sch, err := envelope.SchemaFor[publish]()
+	if err != nil {
+		panic(err)
+	}
+	schemas := func(action []byte) *envelope.Schema {
+		if string(action) == "publish" {
+			return sch
+		}
+		return nil
+	}
+
+	var env envelope.Envelope // reuse it across messages
+	for _, msg := range []string{
+		`{"action":"publish","channel":"tenant:acme:room1","id":"42","payload":{"text":"hello"}}`,
+		`{"action":"publish","id":"43","payload":{"text":"a","Text":"b"}}`,
+		`{"action":"publish","payload":{"text":"a","text":"b"}}`,
+		`{"action":"delete","id":"44"}`,
+	} {
+		err := envelope.Parse([]byte(msg), envelope.Limits{}, schemas, &env)
+		var e *envelope.Error
+		if errors.As(err, &e) {
+			fmt.Printf("refused: %s (%s) id=%q\n", e.Code, e.Reason, env.ID)
+			continue
+		}
+		// Safe: no duplicate, unknown or case-variant key can reach here.
+		var p publish
+		if err := json.Unmarshal(env.Payload, &p); err != nil {
+			panic(err)
+		}
+		fmt.Printf("%s on %s: %q\n", env.Action, env.Channel, p.Text)
+	}
+	// Output:
+	// publish on tenant:acme:room1: "hello"
+	// refused: invalid_message (unknown field) id=""
+	// refused: invalid_message (duplicate key) id=""
+	// refused: unknown_action (unknown action) id="44"
+}
