@@ -22,6 +22,7 @@ type handshake struct {
 	ip        netip.Addr // client IP after trusted proxies
 	origin    string     // the Origin header, "" when absent
 	pattern   string     // the allowlist pattern it matched ("" for same-origin)
+	via       string     // how the client authenticated: token, ticket, authenticator, anonymous
 	principal *Principal
 	lease     *lease
 	consumed  atomic.Bool // Upgrade took it
@@ -189,9 +190,11 @@ func (g *Guard) authenticate(ctx context.Context, r *http.Request, hs *handshake
 
 func (g *Guard) credential(ctx context.Context, r *http.Request, hs *handshake) (*Principal, *refusal) {
 	if p, found, ref := g.redeemTicket(r, hs.ip); found || ref != nil {
+		hs.via = "ticket"
 		return p, ref
 	}
 	if g.cfg.authenticator != nil {
+		hs.via = "authenticator"
 		p, err := g.cfg.authenticator(r)
 		if err != nil || p == nil {
 			if err == nil {
@@ -205,6 +208,7 @@ func (g *Guard) credential(ctx context.Context, r *http.Request, hs *handshake) 
 		return p, nil
 	}
 	if g.ver == nil { // WithAnonymous alone
+		hs.via = "anonymous"
 		return &Principal{}, nil
 	}
 	tok, ref := g.extractToken(r, hs)
@@ -213,10 +217,12 @@ func (g *Guard) credential(ctx context.Context, r *http.Request, hs *handshake) 
 	}
 	if tok == "" {
 		if g.cfg.anonymous {
+			hs.via = "anonymous"
 			return &Principal{}, nil
 		}
 		return nil, refuse(401, "token_missing", "token missing", ErrTokenMissing, nil)
 	}
+	hs.via = "token"
 	p, ref := g.ver.verify(ctx, tok)
 	if ref != nil {
 		return nil, ref

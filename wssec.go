@@ -521,7 +521,7 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 		return nil, ErrClosed
 	}
 	hs.upgraded.Store(true)
-	ev := Event{Kind: EventHandshakeAccepted, RemoteIP: hs.ip, Origin: hs.origin, Pattern: hs.pattern, Subject: hs.principal.Subject}
+	ev := Event{Kind: EventHandshakeAccepted, RemoteIP: hs.ip, Origin: hs.origin, Pattern: hs.pattern, Subject: hs.principal.Subject, Detail: "via " + hs.via}
 	g.emit(r.Context(), ev)
 	return c, nil
 }
