@@ -150,8 +150,8 @@ func (c *Conn) onPing(data string) error {
 	if !ok {
 		c.limited++
 		if c.limited >= c.g.cfg.denialLimit {
+			c.refused(Event{Reason: "ping_flood", CloseCode: CloseTryAgainLater})
 			c.closeWith(CloseTryAgainLater, "ping flood", false)
-			return nil
 		}
 		return nil
 	}
