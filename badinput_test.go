@@ -2,7 +2,9 @@ package wssec
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"github.com/gorilla/websocket"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -121,5 +123,51 @@ func TestHardenServer_OversizedHeaders(t *testing.T) {
 	}
 	if ran {
 		t.Fatal("the handler ran")
+	}
+}
+
+func TestWithSameOrigin_BesidePatterns(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithOrigins("https://app.example.com"), WithSameOrigin())
+	tok := mint(t, claims{})
+	if a := f.try(f.headers(tok)); a.status != http.StatusSwitchingProtocols {
+		t.Fatalf("same origin with WithSameOrigin: %d, want 101", a.status)
+	}
+	h := f.headers(tok)
+	h.Set("Origin", "https://app.example.com")
+	if a := f.try(h); a.status != http.StatusSwitchingProtocols {
+		t.Fatalf("listed origin: %d, want 101", a.status)
+	}
+	h.Set("Origin", "https://evil.example.com")
+	if a := f.try(h); a.status != http.StatusForbidden {
+		t.Fatalf("foreign origin: %d, want 403", a.status)
+	}
+}
+
+func TestConn_Deny_CountsTowardTheLimit(t *testing.T) {
+	f := newFixture(t, func(ctx context.Context, c *Conn) {
+		for {
+			m, err := c.ReadMessage(ctx)
+			if err != nil {
+				return
+			}
+			c.Deny(m, "forbidden", "not today")
+		}
+	}, WithHMACKey(testKey), WithInsecureTransport(), WithDenialLimit(2), WithAction[struct{}]("poke"))
+	ws, _, err := f.dial(f.headers(mint(t, claims{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.WriteMessage(websocket.TextMessage, []byte(`{"action":"poke","id":"1"}`))
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, b, err := ws.ReadMessage()
+	if err != nil || string(b) != `{"action":"error","id":"1","error":{"code":"forbidden","message":"not today"}}` {
+		t.Fatalf("first denial: %s %v", b, err)
+	}
+	ws.WriteMessage(websocket.TextMessage, []byte(`{"action":"poke","id":"2"}`))
+	if code := closeCode(t, ws); code != ClosePolicy {
+		t.Fatalf("close after the denial limit: %d, want 1008", code)
+	}
+	if !f.events.has(EventMessageRefused, "app_forbidden") {
+		t.Fatal("no app_forbidden event")
 	}
 }

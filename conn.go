@@ -80,9 +80,9 @@ type Conn struct {
 	env     envelope.Envelope
 	probe   envelope.Envelope // re-parses a refused message without schemas
 	tat     int64             // message-rate state (GCRA)
-	denials int               // refused messages
 	limited int               // rate-limited messages since the last accepted one
 	pingTat atomic.Int64
+	denials atomic.Int64 // refused messages (Deny may run on any goroutine)
 }
 
 func (g *Guard) newConn(ws *websocket.Conn, hs *handshake) *Conn {
@@ -343,6 +343,27 @@ func (c *Conn) readOne() (*Message, error) {
 	return m, nil
 }
 
+// Deny refuses a message that passed the guards but that the application
+// finds unacceptable, the way the guards refuse: the client receives an
+// error frame with code ("invalid_message" or "forbidden"; anything else
+// is sent as "forbidden") and msg, echoing the message's id; a
+// message_refused event is logged; and the refusal counts toward
+// WithDenialLimit, so repeated offences close the socket with 1008. msg
+// reaches the client: keep it short and free of internal detail. Safe to
+// call from any goroutine.
+func (c *Conn) Deny(m *Message, code, msg string) {
+	if code != "invalid_message" {
+		code = "forbidden"
+	}
+	ev := Event{Reason: "app_" + code, Detail: truncate(msg, 200)}
+	var id []byte
+	if m != nil {
+		ev.Action, ev.Channel = m.Action, m.Channel
+		id = []byte(m.ID)
+	}
+	c.deny(id, code, truncate(msg, 200), ev, true)
+}
+
 // safeAction returns a parsed action for logs ("" if it was not parsed).
 func safeAction(a []byte) string {
 	if len(a) > envelope.DefaultMaxActionLen {
@@ -366,8 +387,7 @@ func (c *Conn) deny(id []byte, code, msg string, ev Event, count bool) {
 	if !count {
 		return
 	}
-	c.denials++
-	if c.denials >= c.g.cfg.denialLimit {
+	if c.denials.Add(1) == int64(c.g.cfg.denialLimit) {
 		c.refused(Event{Reason: "denial_limit", CloseCode: ClosePolicy})
 		c.closeWith(ClosePolicy, "too many refused messages", false)
 	}
@@ -570,12 +590,12 @@ func (c *Conn) teardown(pending []byte) {
 			code = CloseNormal
 		}
 		err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ce.Reason), time.Now().Add(closeGrace))
-		if err == nil && c.readMu.TryLock() {
-			// No reader is active: wait (briefly) for the client's close
-			// frame, so closing the socket over unread data does not reset
-			// the connection before the client has read our close frame.
-			c.drain()
-			c.readMu.Unlock()
+		if err == nil {
+			// Wait (within closeGrace) for the client's answer before
+			// closing: closing a socket over unread data resets the
+			// connection, and the client may then never read our close
+			// frame (a browser reports 1006 instead of 1009).
+			c.lingerForClose()
 		}
 	}
 	c.ws.Close()
@@ -585,7 +605,13 @@ func (c *Conn) teardown(pending []byte) {
 	g.mu.Lock()
 	delete(g.conns, c)
 	g.mu.Unlock()
-	ev := Event{Kind: EventConnClosed, Reason: ce.Reason, RemoteIP: c.hs.ip, CloseCode: ce.Code, Duration: g.now().Sub(c.opened)}
+	// Reason is a stable code (a metrics label); the close frame's text,
+	// which the client chooses when it closes first, is only Detail.
+	reason := "closed_by_server"
+	if ce.Remote {
+		reason = "closed_by_client"
+	}
+	ev := Event{Kind: EventConnClosed, Reason: reason, Detail: ce.Reason, RemoteIP: c.hs.ip, CloseCode: ce.Code, Duration: g.now().Sub(c.opened)}
 	if p := c.Principal(); p != nil {
 		ev.Subject = p.Subject
 	}
@@ -614,22 +640,31 @@ func (c *Conn) flush(pending []byte) {
 	}
 }
 
-// drain reads and discards frames until the peer's close frame, an error,
-// or closeGrace. The caller holds readMu.
-func (c *Conn) drain() {
-	if c.ws.SetReadDeadline(time.Now().Add(closeGrace)) != nil {
+// lingerForClose discards what the client still sends until it closes
+// the connection or closeGrace passes, reading the socket directly: after
+// a read-limit or protocol error gorilla's reader cannot be used again. A
+// reader still inside ReadMessage is unblocked by the read deadline and
+// waited for (bounded by closeGrace too), so there is never more than one
+// reader.
+func (c *Conn) lingerForClose() {
+	deadline := time.Now().Add(closeGrace)
+	nc := c.ws.NetConn()
+	if nc.SetReadDeadline(deadline) != nil {
 		return
 	}
-	for {
-		_, r, err := c.ws.NextReader()
-		if err != nil {
-			return
+	for !c.readMu.TryLock() {
+		if time.Now().After(deadline) {
+			return // a reader is stuck in application code: give up
 		}
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			return
-		}
+		time.Sleep(5 * time.Millisecond)
 	}
+	defer c.readMu.Unlock()
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, lingerMaxBytes))
 }
+
+// lingerMaxBytes bounds what lingerForClose reads from a client that keeps
+// sending after the close.
+const lingerMaxBytes = 1 << 20
 
 // Wait blocks until the connection is fully torn down (socket closed, slot
 // released) or ctx ends.

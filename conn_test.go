@@ -685,7 +685,7 @@ func closedWith(r *recorder, code int, reason string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, e := range r.events {
-		if e.Kind == EventConnClosed && e.CloseCode == code && e.Reason == reason {
+		if e.Kind == EventConnClosed && e.CloseCode == code && e.Detail == reason {
 			return true
 		}
 	}

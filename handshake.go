@@ -163,10 +163,13 @@ func (g *Guard) checkOrigin(r *http.Request, secure bool, hs *handshake) *refusa
 	}
 	if g.origins != nil {
 		i, ok := g.origins.Match(o)
-		if !ok {
+		switch {
+		case ok:
+			hs.pattern = g.originLabels[i]
+		case g.cfg.sameOrigin && origin.SameOrigin(o, r.Host, secure):
+		default:
 			return refuse(403, "origin_not_allowed", "origin not allowed", ErrOriginNotAllowed, nil)
 		}
-		hs.pattern = g.originLabels[i]
 	} else if !origin.SameOrigin(o, r.Host, secure) {
 		return refuse(403, "origin_not_allowed", "origin not allowed", ErrOriginNotAllowed, errors.New("not same-origin"))
 	}

@@ -98,6 +98,7 @@ type actionSpec struct {
 type config struct {
 	origins            []string
 	originsSet         bool
+	sameOrigin         bool
 	allowMissingOrigin bool
 
 	jwksURL       string
@@ -199,6 +200,14 @@ func WithOrigins(patterns ...string) Option {
 		c.origins = append(c.origins, patterns...)
 		c.originsSet = true
 	})
+}
+
+// WithSameOrigin keeps same-origin requests allowed beside the patterns
+// of WithOrigins (without WithOrigins, same-origin is the default anyway).
+// Behind a proxy that rewrites Host, same-origin compares against the
+// rewritten Host: list the public origin with WithOrigins instead.
+func WithSameOrigin() Option {
+	return optionFunc(func(c *config) { c.sameOrigin = true })
 }
 
 // WithAllowMissingOrigin admits handshakes without an Origin header, as
