@@ -590,7 +590,7 @@ func (c *Conn) teardown(pending []byte) {
 			code = CloseNormal
 		}
 		err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ce.Reason), time.Now().Add(closeGrace))
-		if err == nil {
+		if err == nil || errors.Is(err, websocket.ErrCloseSent) { // gorilla sends 1009 itself
 			// Wait (within closeGrace) for the client's answer before
 			// closing: closing a socket over unread data resets the
 			// connection, and the client may then never read our close

@@ -1,0 +1,152 @@
+// Command chat is the wssec demo a newcomer runs first: a multi-tenant chat
+// in the browser, with a security panel that tries the classic WebSocket
+// attacks from the page and shows each one refused.
+//
+//	go run ./examples/chat              # then open http://127.0.0.1:8080
+//
+// Log in with any user and tenant (the built-in development issuer signs
+// a 5-minute token for whoever asks: it has no passwords, so it exists only
+// for the demo), join rooms of your tenant and chat. To verify tokens from
+// a real identity provider instead, pass -jwks-url (with -issuer and
+// -audience); the login endpoint is then disabled and the page accepts a
+// pasted token.
+//
+// Plain ws:// is accepted only when -addr is a loopback address; on any
+// other address the server refuses to start without -tls-cert and
+// -tls-key.
+//
+// Endpoints: GET / (the page), POST /login, GET /ws (the secured socket),
+// GET /healthz, GET /metrics (counters of security events).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wssec/wssec"
+)
+
+// flags is what the command line sets.
+type flags struct {
+	addr     string
+	origins  string
+	jwksURL  string
+	issuer   string
+	audience string
+	tlsCert  string
+	tlsKey   string
+}
+
+func main() {
+	var f flags
+	flag.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address; plain ws:// only on a loopback address, TLS otherwise")
+	flag.StringVar(&f.origins, "origin", "", "extra allowed browser origins, comma-separated (e.g. https://chat.example.com)")
+	flag.StringVar(&f.jwksURL, "jwks-url", "", "verify tokens with this JWKS (https, or http on loopback) instead of the built-in development issuer; disables /login")
+	flag.StringVar(&f.issuer, "issuer", "", "required iss of external tokens (with -jwks-url)")
+	flag.StringVar(&f.audience, "audience", "", "required aud of external tokens (with -jwks-url)")
+	flag.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
+	flag.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ready := func(base string) { fmt.Printf("chat: open %s in a browser (Ctrl-C to stop)\n", base) }
+	if err := run(ctx, f, logger, ready); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run listens, serves until ctx ends (SIGINT or SIGTERM in main), then
+// closes every socket with 1001 and shuts the HTTP server down. ready, if
+// not nil, receives the base URL once the server accepts connections.
+func run(ctx context.Context, f flags, logger *slog.Logger, ready func(baseURL string)) error {
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return errors.New("chat: -tls-cert and -tls-key go together")
+	}
+	useTLS := f.tlsCert != ""
+	// Check the address before binding it: a non-loopback listener without
+	// TLS must never open, not even briefly.
+	if !useTLS && !isLoopbackAddr(f.addr) {
+		return fmt.Errorf("chat: %s is not a loopback address: serving it needs -tls-cert and -tls-key (plain ws:// would send tokens in clear text)", f.addr)
+	}
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return err
+	}
+	a, err := newApp(config{
+		Addr:     ln.Addr().String(),
+		Origins:  splitList(f.origins),
+		JWKSURL:  f.jwksURL,
+		Issuer:   f.issuer,
+		Audience: f.audience,
+		TLS:      useTLS,
+		Logger:   logger,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := wssec.HardenServer(&http.Server{
+		Handler:  a.Handler(),
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	})
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+	}
+	base := scheme + "://" + ln.Addr().String()
+	logger.Info("chat: serving", "url", base)
+
+	errc := make(chan error, 1)
+	go func() {
+		if useTLS {
+			errc <- srv.ServeTLS(ln, f.tlsCert, f.tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	if ready != nil {
+		ready(base)
+	}
+	select {
+	case err := <-errc:
+		a.Close()
+		return err
+	case <-ctx.Done():
+	}
+	// Close the sockets first, with 1001 (going away): Shutdown neither
+	// waits for nor closes hijacked connections.
+	a.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// splitList splits a comma-separated flag, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
