@@ -305,15 +305,6 @@ type (
 		Channel string `json:"channel"`
 		ID      string `json:"id,omitempty"`
 	}
-	errFrame struct {
-		Action string  `json:"action"`
-		ID     string  `json:"id,omitempty"`
-		Error  errBody `json:"error"`
-	}
-	errBody struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
 )
 
 // serveSocket runs one connection: every message it reads has already
@@ -325,9 +316,9 @@ func (a *app) serveSocket(ctx context.Context, c *wssec.Conn) {
 			a.hub.unsubscribe(ch, c)
 		}
 	}()
-	refuse := func(m *wssec.Message, msg string) {
-		c.Send(ctx, errFrame{Action: "error", ID: m.ID, Error: errBody{Code: "invalid_message", Message: msg}})
-	}
+	// The app's own refusals go through Deny: the same error frame as the
+	// guards', an event, and a count toward the denial limit.
+	refuse := func(m *wssec.Message, msg string) { c.Deny(m, "invalid_message", msg) }
 	for {
 		m, err := c.ReadMessage(ctx)
 		if err != nil {

@@ -269,8 +269,14 @@ func TestPublishLimits(t *testing.T) {
 			}
 		})
 	}
-	// Exactly 1000 bytes passes. (Five refusals above are the library's
-	// denial limit only when they count; the app's own do not.)
+	// The app refuses through Conn.Deny, so its refusals count toward the
+	// library's denial limit (5): the fifth closed the socket with 1008.
+	if code := closeCode(t, c); code != websocket.ClosePolicyViolation {
+		t.Fatalf("after five refusals: close %d, want 1008", code)
+	}
+	// Exactly 1000 bytes passes.
+	c = mustDial(t, srv.URL, login(t, srv.URL, "alice", "acme").Token)
+	subscribe(t, c, "tenant:acme:lobby")
 	send(t, c, pub("ok", strings.Repeat("a", 1000)))
 	if f := next(t, c, "message"); len(f.Payload.Text) != 1000 {
 		t.Fatalf("1000-byte message: %+v", f)
