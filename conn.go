@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 	"github.com/wssec/wssec/internal/envelope"
@@ -77,6 +78,7 @@ type Conn struct {
 
 	readMu  sync.Mutex   // one reader at a time; guards the fields below
 	buf     bytes.Buffer // reused read buffer
+	lr      io.LimitedReader
 	env     envelope.Envelope
 	probe   envelope.Envelope // re-parses a refused message without schemas
 	tat     int64             // message-rate state (GCRA)
@@ -232,7 +234,9 @@ func (c *Conn) readOne() (*Message, error) {
 	}
 	// Bounded read: also caps what a compressed frame inflates to.
 	c.buf.Reset()
-	n, err := c.buf.ReadFrom(io.LimitReader(r, g.cfg.maxMessageSize+1))
+	c.lr = io.LimitedReader{R: r, N: g.cfg.maxMessageSize + 1}
+	n, err := c.buf.ReadFrom(&c.lr)
+	c.lr.R = nil
 	if err != nil {
 		return nil, c.fail(err)
 	}
@@ -241,13 +245,15 @@ func (c *Conn) readOne() (*Message, error) {
 		c.refused(Event{Reason: "message_too_big", CloseCode: CloseTooBig})
 		return nil, c.closedErr()
 	}
-	data := c.buf.Bytes()
-	if mt == websocket.TextMessage && !utf8.Valid(data) {
-		c.closeWith(CloseInvalidData, "invalid utf-8", false)
-		c.refused(Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData})
-		return nil, c.closedErr()
-	}
+	return c.admit(mt, c.buf.Bytes())
+}
 
+// admit runs the message guards on one complete frame: message rate,
+// frame type, strict envelope (which also checks UTF-8), registered
+// action and payload schema, channel rules, Policy. It returns (nil, nil)
+// for a message that was refused or answered internally.
+func (c *Conn) admit(mt int, data []byte) (*Message, error) {
+	g := c.g
 	// Message rate, before any parsing.
 	if ok, _ := g.lim.msgRate.Allow(&c.tat, g.now().UnixNano()); !ok {
 		if g.cfg.reportOnly[GuardMessageRate] {
@@ -273,6 +279,13 @@ func (c *Conn) readOne() (*Message, error) {
 	mr := g.msg
 	env := &c.env
 	if err := envelope.Parse(data, mr.limits, mr.schemaFor, env); err != nil {
+		if err == envelope.ErrInvalidUTF8 && mt == websocket.TextMessage {
+			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
+			// connection (gorilla does not check this).
+			c.closeWith(CloseInvalidData, "invalid utf-8", false)
+			c.refused(Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData})
+			return nil, c.closedErr()
+		}
 		var ee *envelope.Error
 		if !errors.As(err, &ee) {
 			ee = envelope.ErrInvalidJSON
@@ -291,7 +304,8 @@ func (c *Conn) readOne() (*Message, error) {
 		c.deny(id, ee.Code, ee.Reason, Event{Reason: reason, Detail: ee.Reason, Action: safeAction(action)}, true)
 		return nil, c.closedErr()
 	}
-	action := string(env.Action)
+	reg := mr.actions[string(env.Action)] // Parse accepted only registered actions
+	action := reg.name                    // the registered name: no allocation
 	if action == actionAuth {
 		c.reauth(env.ID, env.Payload)
 		return nil, c.closedErr()
@@ -300,10 +314,22 @@ func (c *Conn) readOne() (*Message, error) {
 		c.enqueue(pongFrame(env.ID))
 		return nil, nil
 	}
-	reg := mr.actions[action]
-	m := &Message{Action: action, Channel: string(env.Channel), ID: string(env.ID)}
-	if env.Payload != nil {
-		m.Payload = append(json.RawMessage(nil), env.Payload...)
+	m := &Message{Action: action}
+	// One allocation holds the channel, the id and the payload, copied out
+	// of the reused read buffer.
+	lc, li := len(env.Channel), len(env.ID)
+	if n := lc + li + len(env.Payload); n > 0 {
+		b := make([]byte, 0, n)
+		b = append(append(append(b, env.Channel...), env.ID...), env.Payload...)
+		if lc > 0 {
+			m.Channel = unsafe.String(&b[0], lc)
+		}
+		if li > 0 {
+			m.ID = unsafe.String(&b[lc], li)
+		}
+		if env.Payload != nil {
+			m.Payload = json.RawMessage(b[lc+li : n : n])
+		}
 	}
 	ev := Event{Action: action, Channel: m.Channel}
 	data2, reason := mr.decode(reg, m.Payload)
