@@ -1,0 +1,48 @@
+// Package wssec makes a WebSocket endpoint safe by default.
+//
+// A Guard wraps net/http handlers. Every WebSocket upgrade passes through
+// its guards, cheapest first — transport (TLS), client IP behind trusted
+// proxies, Origin allowlist, handshake rate, connection quotas, token
+// verification — and a refused handshake gets a plain HTTP answer, never
+// an upgrade. The handler receives a *Conn whose every message is size
+// capped, rate limited, parsed as a strict envelope, validated against the
+// schema registered for its action, checked against channel rules and
+// authorized again by a Policy before ReadMessage returns it.
+//
+//	g, err := wssec.New(
+//		wssec.WithOrigins("https://app.example.com"),
+//		wssec.WithJWKS("https://auth.example.com/.well-known/jwks.json"),
+//	)
+//	if err != nil { … }
+//	defer g.Close()
+//	http.Handle("/ws", g.Handler(func(ctx context.Context, c *wssec.Conn) {
+//		for {
+//			m, err := c.ReadMessage(ctx)
+//			if err != nil { return }
+//			…
+//		}
+//	}))
+//
+// # Security considerations
+//
+// With no options beyond a key, a Guard requires TLS, admits same-origin
+// browsers only, refuses a missing or "null" Origin, requires a signed,
+// unexpired token with exp no more than 15 minutes after iat, and applies
+// every limit (32 connections per IP, 8 per subject, 10 000 in total, 5
+// handshakes per second per IP with a burst of 20, 32 KiB messages, 20
+// messages per second). Each relaxation is a loudly named option, and New
+// logs a warning for the dangerous ones.
+//
+// Forwarding headers (X-Forwarded-For, X-Forwarded-Proto, Forwarded) are
+// ignored unless the peer is inside WithTrustedProxies; then the client is
+// the right-most address that is not a trusted proxy.
+//
+// Token algorithms come from the keys: an RSA or EC public key never
+// verifies an HMAC token, "none" is never accepted, and tokens that embed
+// or point to keys (jwk, jku, x5u, x5c headers) or carry crit are refused
+// before any cryptography runs.
+//
+// The Guard cannot see what happens before a request reaches it: set
+// ReadHeaderTimeout and MaxHeaderBytes on your http.Server so a slow or
+// huge header cannot tie up the server.
+package wssec
