@@ -314,11 +314,19 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 		c.enqueue(pongFrame(env.ID))
 		return nil, nil
 	}
-	m := &Message{Action: action}
-	// One allocation holds the channel, the id and the payload, copied out
-	// of the reused read buffer.
-	lc, li := len(env.Channel), len(env.ID)
-	if n := lc + li + len(env.Payload); n > 0 {
+	// One allocation holds the Message and its decoded payload value (a
+	// *T into it becomes Data).
+	m, val := reg.newMessage()
+	m.Action = action
+	// One more holds the channel, the id and the payload, copied out of
+	// the reused read buffer, then the arena where the payload's decoded
+	// strings are stored. The arena is reachable only through those
+	// strings, never written again: Payload (capacity-capped, so an append
+	// reallocates) does not overlap it, and editing Payload in place
+	// cannot change Data.
+	lc, li, lp := len(env.Channel), len(env.ID), len(env.Payload)
+	var arena []byte
+	if n := lc + li + lp + reg.arenaLen(lp); n > 0 {
 		b := make([]byte, 0, n)
 		b = append(append(append(b, env.Channel...), env.ID...), env.Payload...)
 		if lc > 0 {
@@ -328,17 +336,17 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 			m.ID = unsafe.String(&b[lc], li)
 		}
 		if env.Payload != nil {
-			m.Payload = json.RawMessage(b[lc+li : n : n])
+			m.Payload = json.RawMessage(b[lc+li : lc+li+lp : lc+li+lp])
 		}
+		arena = b[lc+li+lp : lc+li+lp : n]
 	}
 	ev := Event{Action: action, Channel: m.Channel}
-	data2, reason := mr.decode(reg, m.Payload)
-	if reason != "" {
+	if reason := mr.decodeInto(reg, m.Payload, arena, val); reason != "" {
 		ev.Reason, ev.Detail = "invalid_message", reason
 		c.deny(env.ID, envelope.CodeInvalidMessage, reason, ev, true)
 		return nil, c.closedErr()
 	}
-	m.Data = data2
+	m.Data = val.Interface()
 
 	p := c.Principal()
 	if m.Channel != "" {

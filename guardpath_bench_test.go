@@ -6,11 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"reflect"
+	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-playground/validator/v10"
 	"github.com/gorilla/websocket"
+	"github.com/wssec/wssec/internal/envelope"
 	"golang.org/x/time/rate"
 )
 
@@ -125,8 +129,289 @@ func TestGuardPathAllocs(t *testing.T) {
 		}
 	})
 	t.Logf("allocations per accepted message: %.0f", n)
-	const budget = 9
-	if n > budget {
-		t.Fatalf("%.0f allocations per accepted message; the budget is %d", n, budget)
+	// The Message and its *benchPublish (one allocation), the copy of
+	// channel, id and payload with the arena of the decoded strings (one),
+	// and the validator boxing the one field it checks (one per field;
+	// see TestGuardPathAllocs_Fields).
+	budget := 3.0
+	if raceBuild() {
+		// Under -race, sync.Pool drops a quarter of what is put back at
+		// random; the validator then builds a new state (4 allocations),
+		// one more per message on average.
+		budget += 2
 	}
+	if n > budget {
+		t.Fatalf("%.0f allocations per accepted message; the budget is %.0f", n, budget)
+	}
+}
+
+// raceBuild reports whether the test binary was built with -race.
+func raceBuild() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+// testConn is a Conn with no socket for g, enough for admit's accepting
+// path.
+func testConn(g *Guard) *Conn {
+	c := &Conn{g: g, hs: &handshake{ip: netip.MustParseAddr("127.0.0.1")}, ctx: context.Background(),
+		send: make(chan []byte, 64), done: make(chan struct{})}
+	c.principal.Store(&Principal{Subject: "alice", Tenant: "acme", Scopes: []string{"orders:read", "orders:write"}})
+	return c
+}
+
+// TestGuardPathAllocs_Fields: the compiled decoder allocates nothing per
+// field (strings go to the arena); what grows with the number of fields
+// is the validator, which boxes every field it visits, and only for types
+// that have validate tags.
+func TestGuardPathAllocs_Fields(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation count")
+	}
+	type tagless struct {
+		A string `json:"a"`
+		B string `json:"b"`
+		C int    `json:"c"`
+		D bool   `json:"d"`
+	}
+	type tagged struct {
+		A string `json:"a" validate:"required"`
+		B string `json:"b"`
+		C int    `json:"c"`
+		D bool   `json:"d"`
+	}
+	g, err := New(WithHMACKey(testKey), quiet(), WithMessageRate(1e9, 1<<30),
+		WithAction[tagless]("tagless"), WithAction[tagged]("tagged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	c := testConn(g)
+	count := func(msg string) float64 {
+		frame := []byte(msg)
+		return testing.AllocsPerRun(100, func() {
+			if m, err := c.admit(websocket.TextMessage, frame); err != nil || m == nil {
+				t.Fatalf("refused: %v", err)
+			}
+		})
+	}
+	const payload = `"payload":{"a":"x\u00e9","b":"y","c":300,"d":true}}`
+	if n := count(`{"action":"tagless","id":"1",` + payload); n != 2 {
+		t.Errorf("a four-field payload without validate tags: %v allocations, want 2", n)
+	}
+	// Not asserted: under -race the validator's sync.Pool drops entries
+	// at random, adding allocations.
+	t.Logf("the same with a validate tag: %v allocations", count(`{"action":"tagged","id":"1",`+payload))
+}
+
+// jsonOnly returns a copy of the registered action r that decodes with
+// encoding/json, the reference for the compiled decoder.
+func jsonOnly(r *registered) *registered {
+	slow := *r
+	slow.dec = nil
+	return &slow
+}
+
+// sameDecoding decodes an accepted frame's payload with the compiled
+// decoder (into a Message built as admit builds it) and with
+// encoding/json, and reports any difference in the refusal reason or the
+// decoded value.
+func sameDecoding(t testing.TB, g *Guard, data []byte) {
+	t.Helper()
+	var env envelope.Envelope
+	if envelope.Parse(data, g.msg.limits, g.msg.schemaFor, &env) != nil {
+		return
+	}
+	reg := g.msg.actions[string(env.Action)]
+	want := reflect.New(reg.typ)
+	wantWhy := g.msg.decodeInto(jsonOnly(reg), env.Payload, nil, want)
+
+	payload := bytes.Clone(env.Payload)
+	m, got := reg.newMessage()
+	arena := make([]byte, 0, reg.arenaLen(len(payload)))
+	gotWhy := g.msg.decodeInto(reg, payload, arena, got)
+	if gotWhy != wantWhy {
+		t.Fatalf("%s: refusal %q, encoding/json %q", data, gotWhy, wantWhy)
+	}
+	if wantWhy != "" {
+		return
+	}
+	m.Data = got.Interface()
+	for i := range payload {
+		payload[i] = 0 // the input may be reused: Data must not alias it
+	}
+	if !reflect.DeepEqual(got.Interface(), want.Interface()) {
+		t.Fatalf("%s: decoded %#v, encoding/json %#v", data, got.Elem().Interface(), want.Elem().Interface())
+	}
+	if reflect.TypeOf(m.Data) != reflect.PointerTo(reg.typ) {
+		t.Fatalf("%s: Data is a %T", data, m.Data)
+	}
+}
+
+// moreDecodeCases are frames beyond readPathCases that the compiled
+// decoder must read exactly as encoding/json does.
+var moreDecodeCases = []string{
+	`{"action":"say","payload":{"text":"\u00e9\n\"\\\/\ud83d\ude00"}}`,
+	`{"action":"say","payload":{"text":"héllo"}}`,
+	`{"action":"say","payload":{"text":"12345678901"}}`,
+	`{"action":"marker","payload":{"n":-9223372036854775808}}`,
+	`{"action":"marker","payload":{"n":9223372036854775808}}`,
+	`{"action":"marker","payload":{"n":1e2}}`,
+	`{"action":"marker","payload":{"n":null}}`,
+	`{"action":"marker","payload":{}}`,
+	`{"action":"order.place","payload":{"items":[{"sku":"A1","qty":2},{"sku":"B2","qty":99}],"note":null,"meta":{"a":1,"b":2},"raw":{"x":[1,2]}}}`,
+	`{"action":"order.place","payload":{"items":[{"sku":"A1","qty":2}],"note":"\u0041","meta":null,"raw":null}}`,
+	`{"action":"order.place","payload":{"items":null}}`,
+	`{"action":"order.place","payload":{"items":[null]}}`,
+	`{"action":"order.place","payload":{"items":[{"sku":"A1","qty":2}],"meta":{"a":1.5}}}`,
+	`{"action":"ptr","payload":{"name":"\u00e9"}}`,
+	`{"action":"ptr","payload":{}}`,
+	`{"action":"tags","payload":[]}`,
+	`{"action":"tags","payload":["a",null,"\u00e9"]}`,
+	`{"action":"counts","payload":{"a":1}}`,
+	`{"action":"publish","payload":{"body":"x"}}`,
+	`{"action":"subscribe","payload":{}}`,
+}
+
+// TestReadPath_DecodeMatchesEncodingJSON: for every registered type of the
+// read-path tests, the compiled decoder and encoding/json give the same
+// refusal reason and the same value.
+func TestReadPath_DecodeMatchesEncodingJSON(t *testing.T) {
+	g := readPathGuard(t)
+	compiled := 0
+	for _, r := range g.msg.actions {
+		if r.dec != nil {
+			compiled++
+		}
+	}
+	// counts (a map) and auth's payload are left to encoding/json.
+	if compiled < 7 {
+		t.Fatalf("only %d actions have a compiled decoder", compiled)
+	}
+	for _, tc := range readPathCases {
+		sameDecoding(t, g, []byte(tc.msg))
+	}
+	for _, msg := range moreDecodeCases {
+		sameDecoding(t, g, []byte(msg))
+	}
+}
+
+// TestAdmit_PayloadDoesNotAliasData: Data's strings live in an arena of
+// their own: editing Payload in place (or the read buffer being reused)
+// does not change what the validator checked.
+func TestAdmit_PayloadDoesNotAliasData(t *testing.T) {
+	g := readPathGuard(t)
+	c := testConn(g)
+	frame := []byte(`{"action":"order.place","id":"7","payload":{"items":[{"sku":"A1","qty":2}],"note":"n\u00f6te","raw":[1]}}`)
+	m, err := c.admit(websocket.TextMessage, frame)
+	if err != nil || m == nil {
+		t.Fatalf("refused: %v", err)
+	}
+	for i := range frame {
+		frame[i] = 'X'
+	}
+	for i := range m.Payload {
+		m.Payload[i] = 'X'
+	}
+	o, ok := DataAs[orderPayload](m)
+	if !ok || len(o.Items) != 1 || o.Items[0].SKU != "A1" || o.Items[0].Qty != 2 || o.Note == nil || *o.Note != "nöte" ||
+		string(o.Raw) != "[1]" || m.ID != "7" || m.Action != "order.place" {
+		t.Fatalf("Data changed with the payload: %+v (id %q)", o, m.ID)
+	}
+	if _, ok := m.Data.(*orderPayload); !ok {
+		t.Fatalf("Data is a %T", m.Data)
+	}
+}
+
+// valuerField hands the validator another value to check, invisible in
+// its own type.
+type valuerField struct{ s string }
+
+func (v valuerField) ValidatorValue() any {
+	return struct {
+		S string `validate:"required"`
+	}{v.s}
+}
+
+// TestNeedsValidator: the validator is skipped only for types it could
+// never refuse.
+func TestNeedsValidator(t *testing.T) {
+	type plain struct {
+		A string
+		B []struct{ C int }
+	}
+	type deep struct {
+		P *struct {
+			M map[string][]struct {
+				X string `validate:"max=3"`
+			}
+		}
+	}
+	type empty struct {
+		A string `validate:""`
+	}
+	type iface struct{ V any }
+	type valued struct{ V valuerField }
+	type rec struct {
+		Next *rec
+		Kids []rec
+	}
+	for typ, want := range map[reflect.Type]bool{
+		reflect.TypeFor[plain]():        false,
+		reflect.TypeFor[rec]():          false,
+		reflect.TypeFor[struct{}]():     false,
+		reflect.TypeFor[benchPublish](): true,
+		reflect.TypeFor[deep]():         true,
+		reflect.TypeFor[empty]():        true,
+		reflect.TypeFor[iface]():        true,
+		reflect.TypeFor[valued]():       true,
+	} {
+		if got := needsValidator(typ, map[reflect.Type]bool{}); got != want {
+			t.Errorf("needsValidator(%v) = %v, want %v", typ, got, want)
+		}
+	}
+	// time.Time, which the validator refuses as a top-level struct, keeps
+	// being validated (and so refused) though it has no tags.
+	g, err := New(WithHMACKey(testKey), quiet(), WithAction[time.Time]("when"), WithAction[plain]("plain"),
+		WithAction[valued]("valued"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, why := g.msg.decode(g.msg.actions["valued"], []byte(`{}`)); why == "" {
+		t.Error("the value a Valuer substitutes was not validated")
+	}
+	if _, why := g.msg.decode(g.msg.actions["when"], []byte(`"2024-01-02T03:04:05Z"`)); why == "" {
+		t.Error("time.Time is accepted: the validator refuses it as a top-level struct")
+	}
+	if r := g.msg.actions["when"]; !r.validate {
+		t.Error("time.Time is not validated")
+	}
+	if r := g.msg.actions["plain"]; r.validate {
+		t.Error("a type without validate tags is validated")
+	}
+}
+
+// FuzzReadPathDecode checks that every frame the envelope accepts decodes, with
+// the compiled decoder, exactly as with encoding/json (same refusal
+// reason, same value), for the types of the read-path tests.
+func FuzzReadPathDecode(f *testing.F) {
+	g := readPathGuard(f)
+	for _, tc := range readPathCases {
+		f.Add([]byte(tc.msg))
+	}
+	for _, msg := range moreDecodeCases {
+		f.Add([]byte(msg))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sameDecoding(t, g, data)
+	})
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/go-playground/validator/v10"
+	"github.com/wssec/wssec/internal/decode"
 	"github.com/wssec/wssec/internal/envelope"
 )
 
@@ -54,6 +56,33 @@ type registered struct {
 	typ      reflect.Type
 	schema   *envelope.Schema
 	isStruct bool // validator runs on structs (and pointers to them) only
+	// validate is false for a struct type that has no validate tag
+	// anywhere: the validator could not refuse it, and is skipped.
+	validate bool
+	// dec is the compiled decoder of typ, nil when encoding/json decodes
+	// it (see internal/decode).
+	dec *decode.Decoder
+	// holder is struct{ M Message; D typ }: a Message and its decoded
+	// payload in one allocation.
+	holder reflect.Type
+}
+
+// newMessage allocates, in one piece, a Message and the zero value of the
+// action's type, and returns the Message and a pointer (*T) to the value.
+// The value lives as long as the Message or the pointer does.
+func (r *registered) newMessage() (*Message, reflect.Value) {
+	h := reflect.New(r.holder).Elem()
+	return h.Field(0).Addr().Interface().(*Message), h.Field(1).Addr()
+}
+
+// arenaLen is how many bytes the decoded strings of a payload of n bytes
+// may take (unescaping never lengthens a string); 0 when the decoder
+// stores no strings.
+func (r *registered) arenaLen(n int) int {
+	if r.dec == nil || !r.dec.UsesArena() {
+		return 0
+	}
+	return n
 }
 
 // messageRules is everything the read path needs, compiled by New.
@@ -109,6 +138,14 @@ func compileMessageRules(c *config) (*messageRules, []error) {
 			st = st.Elem()
 		}
 		r := &registered{name: name, typ: t, schema: s, isStruct: st.Kind() == reflect.Struct}
+		r.validate = r.isStruct && (st.ConvertibleTo(timeType) || needsValidator(st, map[reflect.Type]bool{}))
+		if d, err := decode.Compile(t); err == nil {
+			r.dec = d
+		}
+		r.holder = reflect.StructOf([]reflect.StructField{
+			{Name: "M", Type: reflect.TypeFor[Message]()},
+			{Name: "D", Type: t},
+		})
 		if r.isStruct {
 			// The validator parses tags lazily and panics on a bad one
 			// ("maxx=3", "max=abc"): try the zero value now, so a bad tag
@@ -159,13 +196,32 @@ func validAction(s string) bool {
 	return true
 }
 
-// decode turns a payload that passed the envelope into the registered
-// type and runs the validator. The returned reason is safe for the client.
+// decode turns a payload that passed the envelope into a new value of the
+// registered type and runs the validator. The returned reason is safe for
+// the client.
 func (m *messageRules) decode(r *registered, payload []byte) (any, string) {
 	v := reflect.New(r.typ)
+	if reason := m.decodeInto(r, payload, nil, v); reason != "" {
+		return nil, reason
+	}
+	return v.Interface(), ""
+}
+
+// decodeInto decodes payload, which passed the envelope with r's schema,
+// into the zero value v (a *T) points to and runs the validator. Decoded
+// strings are stored in arena's spare capacity (see internal/decode): its
+// backing array must never be modified afterwards. A nil arena allocates
+// them. The returned reason is safe for the client.
+func (m *messageRules) decodeInto(r *registered, payload, arena []byte, v reflect.Value) string {
 	if len(payload) > 0 {
-		if err := json.Unmarshal(payload, v.Interface()); err != nil {
-			return nil, "payload does not match the action's schema"
+		var err error
+		if r.dec != nil {
+			err = r.dec.Decode(payload, v, arena)
+		} else {
+			err = json.Unmarshal(payload, v.Interface())
+		}
+		if err != nil {
+			return "payload does not match the action's schema"
 		}
 	}
 	if r.isStruct {
@@ -179,15 +235,53 @@ func (m *messageRules) decode(r *registered, payload []byte) (any, string) {
 			}
 			target = e
 		}
+		if !r.validate {
+			return ""
+		}
 		if err := m.tryValidate(target.Interface()); err != nil {
 			var bad *badTagError
 			if errors.As(err, &bad) {
-				return nil, "payload failed validation"
+				return "payload failed validation"
 			}
-			return nil, validationReason(err)
+			return validationReason(err)
 		}
 	}
-	return v.Interface(), ""
+	return ""
+}
+
+var (
+	timeType   = reflect.TypeFor[time.Time]()
+	valuerType = reflect.TypeFor[validator.Valuer]()
+)
+
+// needsValidator reports whether the validator could refuse a value of
+// type t: whether a validate tag, an interface (whose dynamic value the
+// validator walks) or a validator.Valuer (which substitutes a value of
+// its choice) is reachable from t. It errs towards true.
+func needsValidator(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if t.Implements(valuerType) || reflect.PointerTo(t).Implements(valuerType) {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return needsValidator(t.Elem(), seen)
+	case reflect.Map:
+		return needsValidator(t.Key(), seen) || needsValidator(t.Elem(), seen)
+	case reflect.Struct:
+		if seen[t] {
+			return false
+		}
+		seen[t] = true
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if _, ok := f.Tag.Lookup("validate"); ok || needsValidator(f.Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // badTagError is a validator panic, caused by a malformed validate tag.
