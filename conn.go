@@ -193,7 +193,10 @@ func (c *Conn) ReadMessage(ctx context.Context) (*Message, error) {
 	// resets) unblocks the read whatever the timing, and tells the close
 	// caused by ctx apart from any other.
 	var abandoned *CloseError
-	if ctx.Done() != nil {
+	// The connection's own context ends only when the connection closes,
+	// which unblocks the read anyway: watching it would cost allocations
+	// on every call for nothing.
+	if ctx.Done() != nil && ctx != c.ctx {
 		abandoned = &CloseError{Code: CloseGoingAway, Reason: "read abandoned"}
 		stop := context.AfterFunc(ctx, func() {
 			c.closeWithErr(abandoned)
