@@ -259,6 +259,13 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 	g := c.g
 	// Message rate, before any parsing.
 	if ok, _ := g.lim.msgRate.Allow(&c.tat, g.now().UnixNano()); !ok {
+		if mt == websocket.TextMessage && !utf8.Valid(data) {
+			// Invalid UTF-8 fails the connection whatever the rate
+			// (envelope.Parse checks it on the accepting path).
+			c.closeWith(CloseInvalidData, "invalid utf-8", false)
+			c.refused(Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData})
+			return nil, c.closedErr()
+		}
 		if g.cfg.reportOnly[GuardMessageRate] {
 			c.reportOnly(Event{Reason: "rate_limited"})
 		} else {
@@ -470,6 +477,7 @@ func (c *Conn) fail(err error) error {
 		} else {
 			// A protocol error (bad frame, bad close code, reserved bits…):
 			// gorilla has already sent its close frame.
+			c.refused(Event{Reason: "protocol_error", Detail: truncate(err.Error(), 200), CloseCode: websocket.CloseProtocolError})
 			c.closeWith(websocket.CloseProtocolError, "protocol error", true)
 		}
 	}

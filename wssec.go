@@ -425,6 +425,7 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 func (g *Guard) guard(w http.ResponseWriter, r *http.Request) (*handshake, *refusal) {
 	if g.isClosed() {
 		ref := refuse(503, "shutting_down", "server shutting down", ErrClosed, nil)
+		g.emit(r.Context(), Event{Kind: EventHandshakeRefused, Reason: ref.reason, Status: ref.status, Origin: r.Header.Get("Origin")})
 		ref.write(w)
 		return nil, ref
 	}
