@@ -102,37 +102,7 @@ func startFixture(t *testing.T, useTLS bool, serve func(context.Context, *Conn),
 	if !useTLS {
 		return newFixture(t, serve, opts...), &websocket.Dialer{}
 	}
-	f := &fixture{t: t, logs: &logBuffer{}, events: &recorder{}, ran: make(chan *Conn, 64)}
-	base := []Option{
-		WithLogger(slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
-		WithObserver(f.events),
-	}
-	g, err := New(append(base, opts...)...)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	f.g = g
-	if serve == nil {
-		serve = func(ctx context.Context, c *Conn) {
-			for {
-				if _, err := c.ReadMessage(ctx); err != nil {
-					return
-				}
-			}
-		}
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/ws", g.Handler(func(ctx context.Context, c *Conn) {
-		f.ran <- c
-		serve(ctx, c)
-	}))
-	f.srv = httptest.NewTLSServer(mux)
-	f.url = "wss" + strings.TrimPrefix(f.srv.URL, "https") + "/ws"
-	f.origin = f.srv.URL
-	t.Cleanup(func() {
-		g.Close()
-		f.srv.Close()
-	})
+	f := buildFixture(t, httptest.NewTLSServer, serve, opts...)
 	pool := x509.NewCertPool()
 	pool.AddCert(f.srv.Certificate())
 	return f, &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}}

@@ -151,6 +151,13 @@ type fixture struct {
 // WithInsecureTransport via base options) with serve as the handler.
 func newFixture(t *testing.T, serve func(ctx context.Context, c *Conn), opts ...Option) *fixture {
 	t.Helper()
+	return buildFixture(t, httptest.NewServer, serve, opts...)
+}
+
+// buildFixture builds the Guard and the /ws route and starts the server
+// with start (httptest.NewServer or httptest.NewTLSServer).
+func buildFixture(t *testing.T, start func(http.Handler) *httptest.Server, serve func(ctx context.Context, c *Conn), opts ...Option) *fixture {
+	t.Helper()
 	f := &fixture{t: t, logs: &logBuffer{}, events: &recorder{}, ran: make(chan *Conn, 64)}
 	base := []Option{
 		WithLogger(slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
@@ -175,8 +182,9 @@ func newFixture(t *testing.T, serve func(ctx context.Context, c *Conn), opts ...
 		f.ran <- c
 		serve(ctx, c)
 	}))
-	f.srv = httptest.NewServer(mux)
-	f.url = "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/ws"
+	f.srv = start(mux)
+	scheme, rest, _ := strings.Cut(f.srv.URL, "://")
+	f.url = map[string]string{"http": "ws", "https": "wss"}[scheme] + "://" + rest + "/ws"
 	f.origin = f.srv.URL
 	t.Cleanup(func() {
 		g.Close()
