@@ -109,25 +109,43 @@ func validateBanPolicy(p *BanPolicy) []string {
 	return bad
 }
 
-// banned reports whether the client key is banned and for how long yet.
-func (b *bans) ipBanned(key netip.Addr, now time.Time) (bool, time.Duration) {
-	end, ok := b.ips.Get(key, now.UnixNano())
-	if !ok {
-		return false, 0
+// ipBanned reports whether the client key is banned, in this instance or,
+// with a SharedStore, by any instance, and for how long yet. When the
+// store cannot answer, this instance's own bans decide.
+func (g *Guard) ipBanned(ctx context.Context, key netip.Addr, ev Event) (bool, time.Duration) {
+	now := g.now()
+	if end, ok := g.bans.ips.Get(key, now.UnixNano()); ok {
+		return true, time.Duration(end - now.UnixNano())
 	}
-	return true, time.Duration(end - now.UnixNano())
+	return g.sharedBanned(ctx, banKeyIP(key), ev)
 }
 
-func (b *bans) subjectBanned(sub string, now time.Time) (bool, time.Duration) {
+// subjectBanned is ipBanned for a subject.
+func (g *Guard) subjectBanned(ctx context.Context, sub string, ev Event) (bool, time.Duration) {
 	if sub == "" {
 		return false, 0
 	}
-	end, ok := b.subjects.Get(sub, now.UnixNano())
-	if !ok {
+	now := g.now()
+	if end, ok := g.bans.subjects.Get(sub, now.UnixNano()); ok {
+		return true, time.Duration(end - now.UnixNano())
+	}
+	return g.sharedBanned(ctx, banKeySubject(sub), ev)
+}
+
+func (g *Guard) sharedBanned(ctx context.Context, key string, ev Event) (bool, time.Duration) {
+	if g.shared == nil {
 		return false, 0
 	}
-	return true, time.Duration(end - now.UnixNano())
+	left, banned, err := g.shared.Banned(ctx, key)
+	if err != nil {
+		g.storeFailed(ctx, storeCheckBan, err, ev)
+		return false, 0
+	}
+	return banned, left
 }
+
+func banKeyIP(key netip.Addr) string  { return "ip:" + key.String() }
+func banKeySubject(sub string) string { return "sub:" + sub }
 
 // record counts one refusal of class for the client key and the subject,
 // and bans whichever crossed the threshold.
@@ -141,17 +159,26 @@ func (g *Guard) recordRefusal(ctx context.Context, class banClass, key netip.Add
 	end := now.Add(b.pol.Duration).UnixNano()
 	if key.IsValid() {
 		if ok, _ := b.byIP[class].Allow(limiter.KeyFromAddr(key), n); !ok {
-			g.placeBan(ctx, b.ips.Add(key, end, end, n), Event{Kind: EventBanned, Reason: banClassNames[class], RemoteIP: key})
+			ev := Event{Kind: EventBanned, Reason: banClassNames[class], RemoteIP: key}
+			g.placeBan(ctx, b.ips.Add(key, end, end, n), banKeyIP(key), ev)
 		}
 	}
 	if sub != "" {
 		if ok, _ := b.bySub[class].Allow(limiter.KeyFromString(sub), n); !ok {
-			g.placeBan(ctx, b.subjects.Add(sub, end, end, n), Event{Kind: EventBanned, Reason: banClassNames[class], Subject: sub})
+			ev := Event{Kind: EventBanned, Reason: banClassNames[class], Subject: sub}
+			g.placeBan(ctx, b.subjects.Add(sub, end, end, n), banKeySubject(sub), ev)
 		}
 	}
 }
 
-func (g *Guard) placeBan(ctx context.Context, err error, ev Event) {
+// placeBan reports a ban placed in this instance (err is the local ban
+// list's answer) and, with a SharedStore, shares it with every instance.
+func (g *Guard) placeBan(ctx context.Context, err error, key string, ev Event) {
+	if g.shared != nil && (err == nil || err == ttlcache.ErrExists) {
+		if serr := g.shared.Ban(ctx, key, g.bans.pol.Duration); serr != nil {
+			g.storeFailed(ctx, storeCheckBan, serr, ev)
+		}
+	}
 	switch {
 	case err == nil:
 		ev.Detail = fmt.Sprintf("banned for %s", g.bans.pol.Duration)

@@ -26,6 +26,10 @@ var (
 	ErrQuotaExceeded = errors.New("wssec: connection quota exceeded")
 	// ErrCapacity: the Guard holds its total number of connections.
 	ErrCapacity = errors.New("wssec: server at capacity")
+	// ErrStoreUnavailable: the shared Store could not decide a check that
+	// must not pass unchecked (revocation, replay, ticket), so the
+	// handshake or re-authentication was refused.
+	ErrStoreUnavailable = errors.New("wssec: store unavailable")
 	// ErrTokenMissing: no credential was found in any configured source.
 	ErrTokenMissing = errors.New("wssec: token missing")
 	// ErrTokenInvalid: the credential is malformed, not signed by a trusted

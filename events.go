@@ -22,6 +22,11 @@ const (
 	EventReauthenticated   EventKind = "reauthenticated"
 	EventBanned            EventKind = "banned"
 	EventReportOnly        EventKind = "report_only"
+	// EventStoreUnavailable: the Store could not decide. Reason names the
+	// check ("rate", "quota", "ban": decided with the instance's own
+	// limits instead; "revocation", "replay", "ticket": refused, fail
+	// closed). At most one a second per check while the store fails.
+	EventStoreUnavailable EventKind = "store_unavailable"
 )
 
 // Event is one security-relevant occurrence. It never holds a token, a

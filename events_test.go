@@ -92,16 +92,48 @@ func (e *evEnv) refused(t *testing.T, h http.Header, status int, reason string) 
 	return a
 }
 
-// evFailStore is a Store that cannot decide: the Guard must fail closed.
+// evFailStore is a SharedStore that cannot decide anything: rates and
+// quotas fall back to the Guard's own, credentials are refused.
 type evFailStore struct{}
 
+var errUnreachable = errors.New("store unreachable")
+
 func (evFailStore) Allow(context.Context, string, rate.Limit, int, time.Time) (bool, time.Duration, error) {
-	return false, 0, errors.New("store unreachable")
+	return false, 0, errUnreachable
 }
 
-func (evFailStore) Acquire(context.Context, []Slot) (func(), error) {
-	return nil, errors.New("store unreachable")
+func (evFailStore) Acquire(context.Context, []Slot) (func(), error) { return nil, errUnreachable }
+
+func (evFailStore) AllowAcquire(context.Context, string, rate.Limit, int, time.Time, []Slot) (func(), error) {
+	return nil, errUnreachable
 }
+func (evFailStore) Revoke(context.Context, Revocation) error { return errUnreachable }
+func (evFailStore) Revoked(context.Context, string, string, time.Time) (bool, error) {
+	return false, errUnreachable
+}
+func (evFailStore) Ban(context.Context, string, time.Duration) error { return errUnreachable }
+func (evFailStore) Banned(context.Context, string) (time.Duration, bool, error) {
+	return 0, false, errUnreachable
+}
+func (evFailStore) Once(context.Context, string, time.Duration) (bool, error) {
+	return false, errUnreachable
+}
+func (evFailStore) PutTicket(context.Context, string, []byte, time.Duration) error {
+	return errUnreachable
+}
+func (evFailStore) TakeTicket(context.Context, string) ([]byte, bool, error) {
+	return nil, false, errUnreachable
+}
+func (evFailStore) Subscribe(context.Context, func(Revocation)) error { return nil }
+
+// evRateFailStore is a plain Store that cannot decide.
+type evRateFailStore struct{}
+
+func (evRateFailStore) Allow(context.Context, string, rate.Limit, int, time.Time) (bool, time.Duration, error) {
+	return false, 0, errUnreachable
+}
+
+func (evRateFailStore) Acquire(context.Context, []Slot) (func(), error) { return nil, errUnreachable }
 
 // evLogged reports whether l holds a JSON line with event kind and reason.
 func evLogged(t *testing.T, l *logBuffer, w evWant) bool {
@@ -178,9 +210,19 @@ func TestEvents_EveryRefusal(t *testing.T) {
 			wantAccepted(t, e.f, e.f.try(bearer(e.f.origin, e.token(t, claims{sub: "alice"}))))
 			e.refused(t, bearer(e.f.origin, e.token(t, claims{sub: "bob"})), 503, "capacity")
 		}},
-		{name: "store_error (503, fail closed)", want: handshake("store_error"), drive: func(t *testing.T) {
+		{name: "store_error (503, revocation fails closed)", want: []evWant{
+			{EventHandshakeRefused, "store_error"}, {EventStoreUnavailable, "revocation"}, {EventStoreUnavailable, "rate"},
+		}, drive: func(t *testing.T) {
 			e.fixture(t, nil, WithStore(evFailStore{}))
 			e.refused(t, bearer(e.f.origin, e.token(t, claims{})), 503, "store_error")
+		}},
+		{name: "store_unavailable (rates and quotas fall back to local)", want: []evWant{
+			{EventStoreUnavailable, "rate"}, {EventStoreUnavailable, "quota"},
+		}, drive: func(t *testing.T) {
+			e.fixture(t, nil, WithStore(evRateFailStore{}), WithConnLimits(1, 8, 100))
+			wantAccepted(t, e.f, e.f.try(bearer(e.f.origin, e.token(t, claims{sub: "alice"}))))
+			// The local per-IP quota of 1 still holds while the store is down.
+			e.refused(t, bearer(e.f.origin, e.token(t, claims{sub: "bob"})), 429, "quota_ip")
 		}},
 		{name: "token_missing (401)", want: handshake("token_missing"), drive: func(t *testing.T) {
 			e.fixture(t, nil)

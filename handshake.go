@@ -3,7 +3,6 @@ package wssec
 import (
 	"context"
 	"errors"
-	"math"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -76,7 +75,7 @@ func (g *Guard) check(ctx context.Context, r *http.Request) (*handshake, *refusa
 	ev.RemoteIP = ip
 	key := clientKey(ip)
 	if g.bans != nil {
-		if banned, wait := g.bans.ipBanned(key, g.now()); banned {
+		if banned, wait := g.ipBanned(ctx, key, ev); banned {
 			if ref := g.enforce(ctx, GuardBan, banRefusal(wait), ev); ref != nil {
 				return nil, ref, ev
 			}
@@ -90,38 +89,22 @@ func (g *Guard) check(ctx context.Context, r *http.Request) (*handshake, *refusa
 	}
 	ev.Pattern = hs.pattern
 
-	// 4. Handshake rate per client, before any signature is checked.
-	ok, wait, err := g.lim.allowHandshake(ctx, key, g.now())
-	if err != nil {
-		return nil, refuse(503, "store_error", "service unavailable", ErrRateLimited, err), ev
-	}
-	if !ok {
-		ref := refuse(429, "handshake_rate", "too many handshakes; retry later", ErrRateLimited, nil)
-		ref.retryAfter = max(1, int(math.Ceil(wait.Seconds())))
-		if ref = g.enforce(ctx, GuardHandshakeRate, ref, ev); ref != nil {
-			return nil, ref, ev
-		}
-	}
-
-	// 5. Quotas per IP and in total, before the token.
-	ls, ref := g.lim.acquireIP(ctx, key)
+	// 4–5. Handshake rate per client, then quotas per IP and in total:
+	// all before any signature is checked.
+	ls, ref := g.admitClient(ctx, key, ev)
 	if ref != nil {
-		ref.retryAfter = 1
-		if ref = g.enforce(ctx, GuardQuota, ref, ev); ref != nil {
-			return nil, ref, ev
-		}
-		ls = &lease{l: g.lim} // report-only: let through holding no slot
+		return nil, ref, ev
 	}
 
 	// 6. Token, then subject bans and the per-subject quota.
-	p, ref := g.authenticate(ctx, r, hs)
+	p, ref := g.authenticate(ctx, r, hs, ev)
 	if ref != nil {
 		ls.release()
 		return nil, ref, ev
 	}
 	ev.Subject = p.Subject
 	if g.bans != nil {
-		if banned, wait := g.bans.subjectBanned(p.Subject, g.now()); banned {
+		if banned, wait := g.subjectBanned(ctx, p.Subject, ev); banned {
 			if ref := g.enforce(ctx, GuardBan, banRefusal(wait), ev); ref != nil {
 				ls.release()
 				return nil, ref, ev
@@ -129,12 +112,9 @@ func (g *Guard) check(ctx context.Context, r *http.Request) (*handshake, *refusa
 		}
 	}
 	if p.Subject != "" {
-		if ref := ls.acquireSubject(ctx, p.Subject); ref != nil {
-			ref.retryAfter = 1
-			if ref = g.enforce(ctx, GuardQuota, ref, ev); ref != nil {
-				ls.release()
-				return nil, ref, ev
-			}
+		if ref := g.acquireSubject(ctx, ls, p.Subject, ev); ref != nil {
+			ls.release()
+			return nil, ref, ev
 		}
 	}
 	hs.principal, hs.lease = p, ls
@@ -180,19 +160,30 @@ func (g *Guard) checkOrigin(r *http.Request, secure bool, hs *handshake) *refusa
 // authenticate finds and verifies the credential: a one-time ticket if
 // the URL carries one, else the custom authenticator, else a token from
 // the configured sources. Revocations apply to every kind.
-func (g *Guard) authenticate(ctx context.Context, r *http.Request, hs *handshake) (*Principal, *refusal) {
-	p, ref := g.credential(ctx, r, hs)
+func (g *Guard) authenticate(ctx context.Context, r *http.Request, hs *handshake, ev Event) (*Principal, *refusal) {
+	p, ref := g.credential(ctx, r, hs, ev)
 	if ref != nil {
 		return nil, ref
 	}
-	if g.isRevoked(p, g.now()) {
+	revoked, err := g.isRevoked(ctx, p, g.now())
+	if err != nil {
+		g.storeFailed(ctx, storeCheckRevocation, err, ev)
+		return nil, storeRefusal(err)
+	}
+	if revoked {
 		return nil, refuse(401, "token_revoked", "invalid token", ErrRevoked, nil)
 	}
 	return p, nil
 }
 
-func (g *Guard) credential(ctx context.Context, r *http.Request, hs *handshake) (*Principal, *refusal) {
-	if p, found, ref := g.redeemTicket(r, hs.ip); found || ref != nil {
+// storeRefusal answers a handshake the store could not decide and that
+// must not go through unchecked.
+func storeRefusal(err error) *refusal {
+	return refuse(503, "store_error", "service unavailable", ErrStoreUnavailable, err)
+}
+
+func (g *Guard) credential(ctx context.Context, r *http.Request, hs *handshake, ev Event) (*Principal, *refusal) {
+	if p, found, ref := g.redeemTicket(ctx, r, hs.ip, ev); found || ref != nil {
 		hs.via = "ticket"
 		return p, ref
 	}
@@ -230,7 +221,7 @@ func (g *Guard) credential(ctx context.Context, r *http.Request, hs *handshake) 
 	if ref != nil {
 		return nil, ref
 	}
-	if ref := g.admit(p); ref != nil {
+	if ref := g.admit(ctx, p, ev); ref != nil {
 		return nil, ref
 	}
 	return p, nil

@@ -2,8 +2,11 @@ package wssec
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +34,97 @@ type Store interface {
 	// back; the Guard calls it exactly once.
 	Acquire(ctx context.Context, slots []Slot) (release func(), err error)
 }
+
+// SharedStore is a Store that also holds what several instances must agree
+// on for sessions to stay honest: revocations (with a feed that tells every
+// instance, so each closes its own sockets), bans, the single-use token
+// cache and one-time tickets. When the Store given to WithStore is a
+// SharedStore (the redisstore package's is), the Guard keeps that state
+// there; with a plain Store it stays in the instance.
+//
+// Implementations must be safe for concurrent use. Durations are relative
+// to the store's own clock, so instances need not agree on the time.
+//
+// What an error means (the Guard's failure policy): an error from
+// Revoked, Once, PutTicket or TakeTicket refuses the handshake or the
+// re-authentication with 503 (fail closed: a credential is never accepted
+// unchecked); an error from Allow, Acquire, AllowAcquire, Ban or Banned
+// makes the Guard decide with its own in-memory limits and bans instead
+// (the service stays up, each instance enforcing its own limits). Every
+// such failure is an EventStoreUnavailable; the next call tries the
+// store again, so recovery needs no restart.
+type SharedStore interface {
+	Store
+	// AllowAcquire is Allow and then, if the rate admits the event,
+	// Acquire, as one decision: a remote store makes it in one round
+	// trip. A rate refusal is a *RateError and takes no slot; a full pool
+	// is a *QuotaError.
+	AllowAcquire(ctx context.Context, key string, r rate.Limit, burst int, now time.Time, slots []Slot) (release func(), err error)
+	// Revoke records rev for rev.TTL and announces it through Subscribe
+	// to every instance sharing the store, this one included.
+	Revoke(ctx context.Context, rev Revocation) error
+	// Revoked reports whether a token of subject, with id tokenID (may be
+	// empty) and issued at issuedAt (zero when unknown), is revoked.
+	Revoked(ctx context.Context, subject, tokenID string, issuedAt time.Time) (bool, error)
+	// Ban bans key ("ip:<addr>" or "sub:<subject>") for ttl.
+	Ban(ctx context.Context, key string, ttl time.Duration) error
+	// Banned reports whether key is banned and for how long yet.
+	Banned(ctx context.Context, key string) (remaining time.Duration, banned bool, err error)
+	// Once records key for ttl and reports whether it was absent: true
+	// the first time, false on every later call until ttl has passed.
+	Once(ctx context.Context, key string, ttl time.Duration) (first bool, err error)
+	// PutTicket stores a one-time ticket's data for ttl. id is the
+	// ticket itself: implementations must not log it.
+	PutTicket(ctx context.Context, id string, data []byte, ttl time.Duration) error
+	// TakeTicket returns a ticket's data and deletes it, atomically, so a
+	// ticket is redeemed at most once; ok is false when it is unknown,
+	// used or expired.
+	TakeTicket(ctx context.Context, id string) (data []byte, ok bool, err error)
+	// Subscribe calls fn with every revocation any instance records, and
+	// with the zero Revocation after the feed was interrupted (some may
+	// have been missed: re-check every live socket), until ctx is done.
+	// fn is called from one goroutine and must not block for long.
+	// Subscribe returns once the feed is set up; the goroutine it starts
+	// ends when ctx is done.
+	Subscribe(ctx context.Context, fn func(Revocation)) error
+}
+
+// Revocation is a revocation recorded in a SharedStore: either every
+// token of Subject issued at or before IssuedBefore (tokens without an
+// issue time included), or the one token whose id is TokenID. TTL is how
+// long it must be kept: the longest time a revoked token can stay valid.
+type Revocation struct {
+	Subject      string
+	IssuedBefore time.Time
+	TokenID      string
+	TTL          time.Duration
+}
+
+// IsZero reports whether r is the zero Revocation, the feed's "re-check
+// everything" signal.
+func (r Revocation) IsZero() bool { return r.Subject == "" && r.TokenID == "" }
+
+// Matches reports whether r revokes a token of subject, with id tokenID,
+// issued at issuedAt (zero when unknown).
+func (r Revocation) Matches(subject, tokenID string, issuedAt time.Time) bool {
+	switch {
+	case r.TokenID != "":
+		return tokenID == r.TokenID
+	case r.Subject != "":
+		return subject == r.Subject && (issuedAt.IsZero() || !issuedAt.After(r.IssuedBefore))
+	}
+	return false
+}
+
+// RateError reports a rate refusal by a Store, and when to retry.
+type RateError struct{ RetryAfter time.Duration }
+
+func (e *RateError) Error() string {
+	return fmt.Sprintf("wssec: rate limited (retry after %s)", e.RetryAfter)
+}
+
+// Unwrap makes errors.Is(err, ErrRateLimited) true.
+func (e *RateError) Unwrap() error { return ErrRateLimited }
 
 // Slot names one connection pool and its size.
 type Slot struct {
@@ -97,77 +191,155 @@ type lease struct {
 	subRel   func()
 }
 
-// acquireIP takes a per-IP slot and a total slot, before the token is read.
-func (l *limits) acquireIP(ctx context.Context, ip netip.Addr) (*lease, *refusal) {
-	if l.store != nil {
-		rel, err := l.store.Acquire(ctx, []Slot{{Key: "ip:" + ip.String(), Max: l.maxIP}, {Key: "total", Max: l.maxTot}})
-		if err != nil {
-			return nil, quotaRefusal(err)
+// ipSlots are the pools a client takes before its token is read.
+func (l *limits) ipSlots(key netip.Addr) []Slot {
+	return []Slot{{Key: "ip:" + key.String(), Max: l.maxIP}, {Key: "total", Max: l.maxTot}}
+}
+
+// admitClient applies the handshake rate per client and takes a per-IP and
+// a total slot, before any signature is checked. With a SharedStore both
+// are one decision of the store (one round trip). When the store cannot
+// decide, the instance's own limits decide, and an event says so.
+func (g *Guard) admitClient(ctx context.Context, key netip.Addr, ev Event) (*lease, *refusal) {
+	l, now := g.lim, g.now()
+	useStore := l.store != nil
+	if ss, ok := l.store.(SharedStore); ok {
+		rel, err := ss.AllowAcquire(ctx, "hs:"+key.String(), l.hsRate, l.hsBurst, now, l.ipSlots(key))
+		var re *RateError
+		var qe *QuotaError
+		switch {
+		case err == nil:
+			return &lease{l: l, storeRel: rel}, nil
+		case errors.As(err, &re):
+			if ref := g.enforce(ctx, GuardHandshakeRate, rateRefusal(re.RetryAfter), ev); ref != nil {
+				return nil, ref
+			}
+			return g.acquireClient(ctx, key, true, ev) // report-only: the slots alone
+		case errors.As(err, &qe):
+			return g.quotaRefused(ctx, quotaRefusal(err), ev)
 		}
-		return &lease{l: l, storeRel: rel}, nil
+		g.storeFailed(ctx, storeCheckRate, err, ev)
+		useStore = false
+	}
+	ok, wait, err := l.allowHandshake(ctx, key, now, useStore)
+	if err != nil {
+		g.storeFailed(ctx, storeCheckRate, err, ev)
+		useStore = false
+		ok, wait, _ = l.allowHandshake(ctx, key, now, false)
+	}
+	if !ok {
+		if ref := g.enforce(ctx, GuardHandshakeRate, rateRefusal(wait), ev); ref != nil {
+			return nil, ref
+		}
+	}
+	return g.acquireClient(ctx, key, useStore, ev)
+}
+
+// acquireClient takes the per-IP and total slots.
+func (g *Guard) acquireClient(ctx context.Context, key netip.Addr, useStore bool, ev Event) (*lease, *refusal) {
+	ls, ref, err := g.lim.acquireIP(ctx, key, useStore)
+	if err != nil {
+		g.storeFailed(ctx, storeCheckQuota, err, ev)
+		ls, ref, _ = g.lim.acquireIP(ctx, key, false)
+	}
+	if ref != nil {
+		return g.quotaRefused(ctx, ref, ev)
+	}
+	return ls, nil
+}
+
+// acquireSubject adds the per-subject slot to ls, after the token.
+func (g *Guard) acquireSubject(ctx context.Context, ls *lease, sub string, ev Event) *refusal {
+	ref, err := ls.acquireSubject(ctx, sub, g.lim.store != nil)
+	if err != nil {
+		g.storeFailed(ctx, storeCheckQuota, err, ev)
+		ref, _ = ls.acquireSubject(ctx, sub, false)
+	}
+	if ref != nil {
+		ref.retryAfter = 1
+		return g.enforce(ctx, GuardQuota, ref, ev)
+	}
+	return nil
+}
+
+// quotaRefused answers a full pool, or lets the client through holding no
+// slot when the quota guard is report-only.
+func (g *Guard) quotaRefused(ctx context.Context, ref *refusal, ev Event) (*lease, *refusal) {
+	ref.retryAfter = 1
+	if ref = g.enforce(ctx, GuardQuota, ref, ev); ref != nil {
+		return nil, ref
+	}
+	return &lease{l: g.lim}, nil
+}
+
+func rateRefusal(wait time.Duration) *refusal {
+	ref := refuse(429, "handshake_rate", "too many handshakes; retry later", ErrRateLimited, nil)
+	ref.retryAfter = max(1, int(math.Ceil(wait.Seconds())))
+	return ref
+}
+
+// acquireIP takes a per-IP slot and a total slot, in the store or in the
+// instance. A non-nil error means the store could not decide.
+func (l *limits) acquireIP(ctx context.Context, ip netip.Addr, useStore bool) (*lease, *refusal, error) {
+	if useStore {
+		rel, err := l.store.Acquire(ctx, l.ipSlots(ip))
+		if err != nil {
+			if !errors.As(err, new(*QuotaError)) {
+				return nil, nil, err
+			}
+			return nil, quotaRefusal(err), nil
+		}
+		return &lease{l: l, storeRel: rel}, nil, nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if int(l.perIP[ip]) >= l.maxIP {
-		return nil, refuse(429, "quota_ip", "too many connections from this address", ErrQuotaExceeded, nil)
+		return nil, refuse(429, "quota_ip", "too many connections from this address", ErrQuotaExceeded, nil), nil
 	}
 	if l.total >= l.maxTot {
-		return nil, refuse(503, "capacity", "server at capacity", ErrCapacity, nil)
+		return nil, refuse(503, "capacity", "server at capacity", ErrCapacity, nil), nil
 	}
 	l.perIP[ip]++
 	l.total++
-	return &lease{l: l, ip: ip, hasIP: true}, nil
+	return &lease{l: l, ip: ip, hasIP: true}, nil, nil
 }
 
-// acquireSubject adds a per-subject slot to the lease, after the token.
-func (ls *lease) acquireSubject(ctx context.Context, sub string) *refusal {
+// acquireSubject adds a per-subject slot to the lease, in the store or in
+// the instance. A non-nil error means the store could not decide.
+func (ls *lease) acquireSubject(ctx context.Context, sub string, useStore bool) (*refusal, error) {
 	l := ls.l
-	if l.store != nil {
+	if useStore {
 		rel, err := l.store.Acquire(ctx, []Slot{{Key: "sub:" + sub, Max: l.maxSub}})
 		if err != nil {
-			return quotaRefusal(err)
+			if !errors.As(err, new(*QuotaError)) {
+				return nil, err
+			}
+			return quotaRefusal(err), nil
 		}
 		ls.subRel = rel
-		return nil
+		return nil, nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if int(l.perSub[sub]) >= l.maxSub {
-		return refuse(429, "quota_subject", "too many connections for this subject", ErrQuotaExceeded, nil)
+		return refuse(429, "quota_subject", "too many connections for this subject", ErrQuotaExceeded, nil), nil
 	}
 	l.perSub[sub]++
 	ls.sub, ls.hasSub = sub, true
-	return nil
+	return nil, nil
 }
 
 func quotaRefusal(err error) *refusal {
 	var qe *QuotaError
-	if ok := asQuota(err, &qe); ok {
-		switch {
-		case qe.Slot.Key == "total":
-			return refuse(503, "capacity", "server at capacity", ErrCapacity, nil)
-		case len(qe.Slot.Key) > 4 && qe.Slot.Key[:4] == "sub:":
-			return refuse(429, "quota_subject", "too many connections for this subject", ErrQuotaExceeded, nil)
-		default:
-			return refuse(429, "quota_ip", "too many connections from this address", ErrQuotaExceeded, nil)
-		}
+	errors.As(err, &qe)
+	switch {
+	case qe != nil && qe.Slot.Key == "total":
+		return refuse(503, "capacity", "server at capacity", ErrCapacity, nil)
+	case qe != nil && strings.HasPrefix(qe.Slot.Key, "sub:"):
+		return refuse(429, "quota_subject", "too many connections for this subject", ErrQuotaExceeded, nil)
+	default:
+		return refuse(429, "quota_ip", "too many connections from this address", ErrQuotaExceeded, nil)
 	}
-	return refuse(503, "store_error", "service unavailable", ErrCapacity, err)
-}
-
-func asQuota(err error, target **QuotaError) bool {
-	for err != nil {
-		if q, ok := err.(*QuotaError); ok {
-			*target = q
-			return true
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		err = u.Unwrap()
-	}
-	return false
 }
 
 // release gives every slot back; calls after the first do nothing.
@@ -211,11 +383,46 @@ func (l *limits) counts() (ips, subs, total int) {
 	return len(l.perIP), len(l.perSub), l.total
 }
 
-// allowHandshake applies the per-IP handshake rate.
-func (l *limits) allowHandshake(ctx context.Context, key netip.Addr, now time.Time) (bool, time.Duration, error) {
-	if l.store != nil {
+// allowHandshake applies the per-IP handshake rate, in the store or in
+// the instance. A non-nil error means the store could not decide.
+func (l *limits) allowHandshake(ctx context.Context, key netip.Addr, now time.Time, useStore bool) (bool, time.Duration, error) {
+	if useStore {
 		return l.store.Allow(ctx, "hs:"+key.String(), l.hsRate, l.hsBurst, now)
 	}
 	ok, wait := l.handshakes.Allow(limiter.KeyFromAddr(key), now.UnixNano())
 	return ok, wait, nil
+}
+
+// Checks a Store decides, as named in EventStoreUnavailable.
+const (
+	storeCheckRate       = "rate"
+	storeCheckQuota      = "quota"
+	storeCheckBan        = "ban"
+	storeCheckRevocation = "revocation"
+	storeCheckReplay     = "replay"
+	storeCheckTicket     = "ticket"
+	numStoreChecks       = 6
+)
+
+var storeChecks = [numStoreChecks]string{storeCheckRate, storeCheckQuota, storeCheckBan, storeCheckRevocation, storeCheckReplay, storeCheckTicket}
+
+// storeFailed records that the store could not decide check: an
+// EventStoreUnavailable, at most one a second per check, so an outage
+// (or an attacker during one) cannot flood the log.
+func (g *Guard) storeFailed(ctx context.Context, check string, err error, ev Event) {
+	i := 0
+	for i < numStoreChecks-1 && storeChecks[i] != check {
+		i++
+	}
+	now := g.now().UnixNano()
+	last := g.storeWarned[i].Load()
+	if now-last < int64(time.Second) && now >= last || !g.storeWarned[i].CompareAndSwap(last, now) {
+		return
+	}
+	detail := "decided with this instance's own limits: "
+	switch check {
+	case storeCheckRevocation, storeCheckReplay, storeCheckTicket:
+		detail = "refused (fail closed): "
+	}
+	g.emit(ctx, Event{Kind: EventStoreUnavailable, Reason: check, Detail: detail + err.Error(), RemoteIP: ev.RemoteIP, Subject: ev.Subject})
 }

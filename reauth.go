@@ -45,11 +45,17 @@ func (c *Conn) reauth(id []byte, payload []byte) {
 		fail("reauth_subject", "token names another subject or tenant")
 		return
 	}
-	if g.isRevoked(p, g.now()) {
+	revoked, err := g.isRevoked(c.ctx, p, g.now())
+	if err != nil {
+		g.storeFailed(c.ctx, storeCheckRevocation, err, ev)
+		fail("store_error", "revocation status unknown (fail closed)")
+		return
+	}
+	if revoked {
 		fail("token_revoked", "token revoked")
 		return
 	}
-	if ref := g.admit(p); ref != nil {
+	if ref := g.admit(c.ctx, p, ev); ref != nil {
 		fail(ref.reason, ref.err.Error())
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -92,50 +93,71 @@ func newSessions(c *config) *sessions {
 	return s
 }
 
-// admit applies the replay cache to a verified principal.
-func (g *Guard) admit(p *Principal) *refusal {
+// admit applies the replay cache to a verified principal. With a
+// SharedStore the cache is shared; when the store cannot answer, the
+// token is refused (fail closed).
+func (g *Guard) admit(ctx context.Context, p *Principal, ev Event) *refusal {
+	if !g.cfg.singleUse {
+		return nil
+	}
+	if p.ID == "" || len(p.ID) > maxTokenIDLen {
+		return tokenRefusal("token_replay", "single-use tokens need a jti")
+	}
 	now := g.now()
-	if g.sess.replay != nil {
-		if p.ID == "" || len(p.ID) > maxTokenIDLen {
-			return tokenRefusal("token_replay", "single-use tokens need a jti")
+	exp := p.ExpiresAt.Add(g.cfg.clockSkew)
+	if g.shared != nil {
+		first, err := g.shared.Once(ctx, replayTokenIDKeyPrefix+p.ID, max(exp.Sub(now), time.Millisecond))
+		if err != nil {
+			g.storeFailed(ctx, storeCheckReplay, err, ev)
+			return storeRefusal(err)
 		}
-		exp := p.ExpiresAt.Add(g.cfg.clockSkew).UnixNano()
-		switch err := g.sess.replay.Add(replayTokenIDKeyPrefix+p.ID, struct{}{}, exp, now.UnixNano()); {
-		case errors.Is(err, ttlcache.ErrExists):
+		if !first {
 			return tokenRefusal("token_replay", "token already used")
-		case err != nil:
-			return refuse(503, "replay_cache_full", "service unavailable", ErrCapacity, err)
 		}
+		return nil
+	}
+	switch err := g.sess.replay.Add(replayTokenIDKeyPrefix+p.ID, struct{}{}, exp.UnixNano(), now.UnixNano()); {
+	case errors.Is(err, ttlcache.ErrExists):
+		return tokenRefusal("token_replay", "token already used")
+	case err != nil:
+		return refuse(503, "replay_cache_full", "service unavailable", ErrCapacity, err)
 	}
 	return nil
 }
 
 // isRevoked reports whether p's token id or its subject (for tokens issued
-// before the revocation) was revoked.
-func (g *Guard) isRevoked(p *Principal, now time.Time) bool {
+// before the revocation) was revoked: in this instance, or, with a
+// SharedStore, by any instance. An error means the store could not say.
+func (g *Guard) isRevoked(ctx context.Context, p *Principal, now time.Time) (bool, error) {
 	if p == nil || p.Subject == "" && p.ID == "" {
-		return false
+		return false, nil
 	}
 	n := now.UnixNano()
 	if p.ID != "" {
 		if _, ok := g.sess.revoked.Get(revokeTokenIDKeyPrefix+p.ID, n); ok {
-			return true
+			return true, nil
 		}
 	}
 	if p.Subject != "" {
 		if before, ok := g.sess.revoked.Get(revokeSubjectKeyPrefix+p.Subject, n); ok {
 			// A token without iat cannot prove it is newer: revoked.
 			if p.IssuedAt.IsZero() || p.IssuedAt.UnixNano() <= before {
-				return true
+				return true, nil
 			}
 		}
 	}
-	return false
+	if g.shared != nil {
+		return g.shared.Revoked(ctx, p.Subject, p.ID, p.IssuedAt)
+	}
+	return false, nil
 }
 
 // Revoke revokes every token of subject issued up to now and closes the
 // subject's live sockets with 1008. Tokens issued afterwards are accepted
-// again. It returns an error only if the revocation could not be recorded.
+// again. With a SharedStore the revocation reaches every instance, each
+// of which closes its own sockets of the subject. It returns an error if
+// the revocation could not be recorded (in the store: it then still holds
+// in this instance).
 func (g *Guard) Revoke(ctx context.Context, subject string) error {
 	return g.RevokeIssuedBefore(ctx, subject, g.now())
 }
@@ -157,16 +179,24 @@ func (g *Guard) RevokeIssuedBefore(ctx context.Context, subject string, t time.T
 		before = prev
 	}
 	g.sess.revoked.Delete(key)
-	if err := g.sess.revoked.Add(key, before, now.Add(g.sess.holdFor).UnixNano(), now.UnixNano()); err != nil {
-		return fmt.Errorf("wssec: revoke: %w", err)
+	err := g.sess.revoked.Add(key, before, now.Add(g.sess.holdFor).UnixNano(), now.UnixNano())
+	if err != nil {
+		err = fmt.Errorf("wssec: revoke: %w", err)
 	}
-	g.closeRevoked(now, Event{Kind: EventRevoked, Reason: "subject_revoked", Subject: subject})
-	return nil
+	if g.shared != nil {
+		rev := Revocation{Subject: subject, IssuedBefore: time.Unix(0, before), TTL: g.sess.holdFor}
+		if serr := g.shared.Revoke(ctx, rev); serr != nil {
+			err = errors.Join(err, fmt.Errorf("wssec: revoke: not shared with other instances: %w", serr))
+		}
+	}
+	g.emit(ctx, Event{Kind: EventRevoked, Reason: "subject_revoked", Subject: subject})
+	g.closeRevoked(ctx, now)
+	return err
 }
 
 // RevokeToken revokes one token by its jti until exp (when exp is zero,
 // for the longest lifetime a token may have), and closes the sockets that
-// hold it.
+// hold it, on every instance with a SharedStore.
 func (g *Guard) RevokeToken(ctx context.Context, jti string, exp time.Time) error {
 	if jti == "" || len(jti) > maxTokenIDLen {
 		return fmt.Errorf("wssec: revoke: invalid token id")
@@ -178,21 +208,32 @@ func (g *Guard) RevokeToken(ctx context.Context, jti string, exp time.Time) erro
 	if exp.IsZero() || exp.Sub(now) > g.sess.holdFor {
 		exp = now.Add(g.sess.holdFor)
 	}
-	err := g.sess.revoked.Add(revokeTokenIDKeyPrefix+jti, 0, exp.Add(g.cfg.clockSkew).UnixNano(), now.UnixNano())
+	until := exp.Add(g.cfg.clockSkew)
+	err := g.sess.revoked.Add(revokeTokenIDKeyPrefix+jti, 0, until.UnixNano(), now.UnixNano())
 	if err != nil && !errors.Is(err, ttlcache.ErrExists) {
-		return fmt.Errorf("wssec: revoke: %w", err)
+		err = fmt.Errorf("wssec: revoke: %w", err)
+	} else {
+		err = nil
 	}
-	g.closeRevoked(now, Event{Kind: EventRevoked, Reason: "token_revoked"})
-	return nil
+	if g.shared != nil {
+		rev := Revocation{TokenID: jti, TTL: max(until.Sub(now), time.Millisecond)}
+		if serr := g.shared.Revoke(ctx, rev); serr != nil {
+			err = errors.Join(err, fmt.Errorf("wssec: revoke: not shared with other instances: %w", serr))
+		}
+	}
+	g.emit(ctx, Event{Kind: EventRevoked, Reason: "token_revoked"})
+	g.closeRevoked(ctx, now)
+	return err
 }
 
 // closeRevoked closes every live socket whose principal is now revoked.
-func (g *Guard) closeRevoked(now time.Time, ev Event) {
-	g.emit(context.Background(), ev)
+// A socket whose revocation the store cannot answer for stays open: the
+// store's feed re-checks every socket when it is back.
+func (g *Guard) closeRevoked(ctx context.Context, now time.Time) {
 	g.mu.Lock()
 	var hit []*Conn
 	for c := range g.conns {
-		if g.isRevoked(c.Principal(), now) {
+		if revoked, _ := g.isRevoked(ctx, c.Principal(), now); revoked {
 			hit = append(hit, c)
 		}
 	}
@@ -200,6 +241,13 @@ func (g *Guard) closeRevoked(now time.Time, ev Event) {
 	for _, c := range hit {
 		c.closeWith(ClosePolicy, "token revoked", false)
 	}
+}
+
+// onRevocation is the SharedStore's feed: a revocation recorded by any
+// instance (or, as the zero Revocation, a gap in the feed) re-checks this
+// instance's live sockets.
+func (g *Guard) onRevocation(Revocation) {
+	g.closeRevoked(context.Background(), g.now())
 }
 
 // IssueTicket returns a one-time ticket for p, to be redeemed once, within
@@ -251,14 +299,56 @@ func (g *Guard) issueTicket(ctx context.Context, p *Principal, ip netip.Addr) (s
 		return "", err
 	}
 	t := base64.RawURLEncoding.EncodeToString(b[:])
+	if g.shared != nil {
+		data, err := encodeTicket(ticket{p: &cp, ip: ip})
+		if err != nil {
+			return "", fmt.Errorf("wssec: ticket: %w", err)
+		}
+		if err := g.shared.PutTicket(ctx, t, data, g.cfg.ticketTTL); err != nil {
+			return "", fmt.Errorf("wssec: ticket: %w", err)
+		}
+		return t, nil
+	}
 	if err := g.sess.tickets.Add(t, ticket{p: &cp, ip: ip}, now.Add(g.cfg.ticketTTL).UnixNano(), now.UnixNano()); err != nil {
 		return "", fmt.Errorf("wssec: ticket: %w", err)
 	}
 	return t, nil
 }
 
-// redeemTicket takes a ticket from the request's query, once.
-func (g *Guard) redeemTicket(r *http.Request, ip netip.Addr) (*Principal, bool, *refusal) {
+// sharedTicket is a ticket as a SharedStore keeps it.
+type sharedTicket struct {
+	Subject   string         `json:"sub"`
+	Tenant    string         `json:"tenant,omitempty"`
+	Scopes    []string       `json:"scopes,omitempty"`
+	Roles     []string       `json:"roles,omitempty"`
+	ExpiresAt time.Time      `json:"exp"`
+	Claims    map[string]any `json:"claims,omitempty"`
+	ID        string         `json:"jti,omitempty"`
+	IssuedAt  time.Time      `json:"iat,omitzero"`
+	IP        netip.Addr     `json:"ip,omitzero"`
+}
+
+func encodeTicket(t ticket) ([]byte, error) {
+	p := t.p
+	return json.Marshal(sharedTicket{p.Subject, p.Tenant, p.Scopes, p.Roles, p.ExpiresAt, p.Claims, p.ID, p.IssuedAt, t.ip})
+}
+
+func decodeTicket(data []byte) (ticket, error) {
+	var st sharedTicket
+	if err := json.Unmarshal(data, &st); err != nil {
+		return ticket{}, err
+	}
+	if st.Subject == "" || st.ExpiresAt.IsZero() {
+		return ticket{}, errors.New("ticket without subject or expiry")
+	}
+	p := &Principal{Subject: st.Subject, Tenant: st.Tenant, Scopes: st.Scopes, Roles: st.Roles, ExpiresAt: st.ExpiresAt, Claims: st.Claims, ID: st.ID, IssuedAt: st.IssuedAt}
+	return ticket{p: p, ip: st.IP}, nil
+}
+
+// redeemTicket takes a ticket from the request's query, once. With a
+// SharedStore a ticket issued by any instance is redeemed; when the store
+// cannot answer, the handshake is refused (fail closed).
+func (g *Guard) redeemTicket(ctx context.Context, r *http.Request, ip netip.Addr, ev Event) (*Principal, bool, *refusal) {
 	v, ok := queryValue(r.URL, ticketParam)
 	if !ok {
 		return nil, false, nil
@@ -266,7 +356,22 @@ func (g *Guard) redeemTicket(r *http.Request, ip netip.Addr) (*Principal, bool, 
 	if len(v) != ticketLen {
 		return nil, true, tokenRefusal("ticket_invalid", "malformed ticket")
 	}
-	t, ok := g.sess.tickets.Take(v, g.now().UnixNano())
+	var t ticket
+	if g.shared != nil {
+		data, found, err := g.shared.TakeTicket(ctx, v)
+		if err != nil {
+			g.storeFailed(ctx, storeCheckTicket, err, ev)
+			return nil, true, storeRefusal(err)
+		}
+		if found {
+			if t, err = decodeTicket(data); err != nil {
+				return nil, true, tokenRefusal("ticket_invalid", "unreadable ticket")
+			}
+		}
+		ok = found
+	} else {
+		t, ok = g.sess.tickets.Take(v, g.now().UnixNano())
+	}
 	if !ok {
 		return nil, true, tokenRefusal("ticket_invalid", "unknown, used or expired ticket")
 	}

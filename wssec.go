@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -39,6 +40,12 @@ type Guard struct {
 	// originLabels are the canonical allowlist patterns, by Set index: the
 	// only origin values that reach events' Pattern (a bounded label).
 	originLabels []string
+
+	shared SharedStore // the Store, when it shares sessions too; else nil
+	// storeWarned is when each store check last emitted
+	// EventStoreUnavailable (unix ns), for rate limiting those events.
+	storeWarned [numStoreChecks]atomic.Int64
+	stopFeed    context.CancelFunc // ends the revocation feed; nil without one
 
 	mu     sync.Mutex // guards conns and closed
 	conns  map[*Conn]struct{}
@@ -192,6 +199,9 @@ func New(opts ...Option) (*Guard, error) {
 	}
 	g.lim = lim
 	g.sess = newSessions(&c)
+	if ss, ok := c.store.(SharedStore); ok {
+		g.shared = ss
+	}
 	for _, o := range c.observers {
 		if mo, ok := o.(MessageObserver); ok {
 			g.msgObs = append(g.msgObs, mo)
@@ -223,6 +233,19 @@ func New(opts ...Option) (*Guard, error) {
 			f.Close()
 			return nil, &ConfigError{Option: "WithJWKS", Value: redactURL(c.jwksURL), Reason: err.Error()}
 		}
+	}
+
+	// The revocation feed starts last: nothing above can fail after it.
+	if g.shared != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := g.shared.Subscribe(ctx, g.onRevocation); err != nil {
+			cancel()
+			if g.ver != nil && g.ver.dyn != nil {
+				g.ver.dyn.f.Close()
+			}
+			return nil, &ConfigError{Option: "WithStore", Reason: "revocation feed: " + err.Error()}
+		}
+		g.stopFeed = cancel
 	}
 
 	g.upg = websocket.Upgrader{
@@ -510,6 +533,9 @@ func (g *Guard) Close() error {
 		return nil
 	}
 	g.closed = true
+	if g.stopFeed != nil {
+		g.stopFeed()
+	}
 	conns := make([]*Conn, 0, len(g.conns))
 	for c := range g.conns {
 		conns = append(conns, c)

@@ -43,10 +43,11 @@ type Observer struct {
 	revocations *prometheus.CounterVec
 	reauth      prometheus.Counter
 	warnings    *prometheus.CounterVec
+	store       *prometheus.CounterVec
 	overflows   *prometheus.CounterVec
 
 	// One bounded set per label fed from events.
-	kinds, hsReasons, origins, msgReasons, actions, rules, classes, revReasons, warnReasons *labelSet
+	kinds, hsReasons, origins, msgReasons, actions, rules, classes, revReasons, warnReasons, storeChecks *labelSet
 
 	handshakeOK prometheus.Counter // handshakes_total{accepted, ok}
 	// accepted caches messages_total{accepted, ok, action} by admitted
@@ -101,6 +102,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Observer, error) {
 		revocations: counterVec("revocations_total", "Revocations, by reason.", "reason"),
 		reauth:      counter("reauthentications_total", "Connections that re-authenticated with a fresh token."),
 		warnings:    counterVec("config_warnings_total", "Configuration warnings, by reason.", "reason"),
+		store:       counterVec("store_unavailable_total", "Times the shared Store could not decide, by check (rate, quota, ban: decided locally; revocation, replay, ticket: refused). Rate limited to one a second per check.", "check"),
 		overflows:   counterVec("label_overflows_total", "Label values counted as other because the label was full or the value unacceptable.", "label"),
 	}
 	set := func(label string) *labelSet {
@@ -116,6 +118,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Observer, error) {
 	o.classes = set("ban_class")
 	o.revReasons = set("revocation_reason")
 	o.warnReasons = set("warning_reason")
+	o.storeChecks = set("store_check")
 	for _, a := range builtinActions {
 		o.actions.intern(a)
 	}
@@ -127,7 +130,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Observer, error) {
 
 	cs := []prometheus.Collector{
 		o.events, o.handshakes, o.byOrigin, o.active, o.closed, o.duration, o.messages,
-		o.channels, o.drops, o.bans, o.revocations, o.reauth, o.warnings, o.overflows,
+		o.channels, o.drops, o.bans, o.revocations, o.reauth, o.warnings, o.store, o.overflows,
 	}
 	for i, col := range cs {
 		if err := reg.Register(col); err != nil {
@@ -174,6 +177,8 @@ func (o *Observer) Observe(e wssec.Event) {
 		o.reauth.Inc()
 	case wssec.EventConfigWarning:
 		o.warnings.WithLabelValues(o.warnReasons.intern(e.Reason)).Inc()
+	case wssec.EventStoreUnavailable:
+		o.store.WithLabelValues(o.storeChecks.intern(e.Reason)).Inc()
 	}
 }
 

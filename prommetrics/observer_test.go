@@ -126,6 +126,7 @@ func TestObserve(t *testing.T) {
 		{Kind: wssec.EventRevoked, Reason: "token_revoked"},
 		{Kind: wssec.EventReauthenticated},
 		{Kind: wssec.EventConfigWarning, Reason: "insecure_transport"},
+		{Kind: wssec.EventStoreUnavailable, Reason: "revocation"},
 		{Kind: "future_kind", Reason: "whatever"},
 	}
 	for _, e := range evs {
@@ -168,6 +169,7 @@ func TestObserve(t *testing.T) {
 		w("wssec_revocations_total", 1, "reason", "token_revoked"),
 		w("wssec_reauthentications_total", 1),
 		w("wssec_config_warnings_total", 1, "reason", "insecure_transport"),
+		w("wssec_store_unavailable_total", 1, "check", "revocation"),
 		w("wssec_events_total", 1, "kind", "future_kind"),
 		w("wssec_events_total", float64(len(evs)+1)),
 		w("wssec_label_overflows_total", 0),
