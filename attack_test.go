@@ -1163,6 +1163,18 @@ func TestResourceAttack_Slowloris(t *testing.T) {
 	if srv.ReadHeaderTimeout != timeout {
 		t.Fatalf("HardenServer replaced the caller's ReadHeaderTimeout: %v", srv.ReadHeaderTimeout)
 	}
+	// The server's goroutine for a connection it cut off lingers (net/http
+	// waits 500 ms for the client to read the 408): wait for each to end,
+	// so the leak check sees none.
+	var conns sync.WaitGroup
+	srv.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			conns.Add(1)
+		case http.StateHijacked, http.StateClosed:
+			conns.Done()
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -1176,6 +1188,7 @@ func TestResourceAttack_Slowloris(t *testing.T) {
 		g.Close()
 		srv.Close()
 		<-served
+		conns.Wait()
 	})
 	addr := ln.Addr().String()
 	origin := "http://" + addr

@@ -2,7 +2,9 @@ package wssec
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -163,3 +165,79 @@ func TestReportOnly_ChannelAndTokenRefused(t *testing.T) {
 		t.Fatalf("no report_only event: %v", f.events.all())
 	}
 }
+
+// TestBan_SubjectFromRefusedMessages: refused messages count toward a ban
+// of the sender's IP and of its subject. The banned subject is then
+// refused with 429 from any address, after its token was verified (the
+// subject is only known then); another subject from a clean address
+// still connects.
+func TestBan_SubjectFromRefusedMessages(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(),
+		WithTrustedProxies("127.0.0.0/8"), WithHandshakeRate(1000, 1000), WithDenialLimit(10),
+		WithBanPolicy(BanPolicy{Threshold: 3, Window: time.Minute, Duration: time.Minute}))
+	from := func(ip, tok string) http.Header {
+		h := f.headers(tok)
+		h.Set("X-Forwarded-For", ip)
+		return h
+	}
+	ws, _, err := f.dial(from("203.0.113.1", mint(t, claims{sub: "mallory"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		ws.WriteMessage(websocket.TextMessage, []byte(`{"action":"no_such_action","id":"`+string(rune('a'+i))+`"}`))
+		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, msg, err := ws.ReadMessage(); err != nil || !strings.Contains(string(msg), "unknown_action") {
+			t.Fatalf("refused message %d: %s %v", i, msg, err)
+		}
+	}
+	if !f.events.has(EventBanned, "message") {
+		t.Fatalf("three refused messages placed no ban: %v", f.events.all())
+	}
+	// The subject is banned wherever it comes from.
+	if _, st, _ := f.dial(from("198.51.100.7", mint(t, claims{sub: "mallory"}))); st != http.StatusTooManyRequests {
+		t.Fatalf("banned subject from a clean address: %d, want 429", st)
+	}
+	// The address is banned whoever uses it.
+	if _, st, _ := f.dial(from("203.0.113.1", mint(t, claims{sub: "bob"}))); st != http.StatusTooManyRequests {
+		t.Fatalf("another subject from the banned address: %d, want 429", st)
+	}
+	// Others are not.
+	if _, st, err := f.dial(from("198.51.100.7", mint(t, claims{sub: "bob"}))); err != nil {
+		t.Fatalf("clean subject from a clean address: %d %v", st, err)
+	}
+}
+
+// TestBan_CapacityBoundsTheBanList: with Capacity n, a flood of distinct
+// offenders bans at most n of them at once (the list never grows past
+// it), and the overflow is reported rather than silently dropped.
+func TestBan_CapacityBoundsTheBanList(t *testing.T) {
+	const capacity = 64
+	g, err := New(WithHMACKey(testKey), WithLogger(slog.New(slog.DiscardHandler)),
+		WithBanPolicy(BanPolicy{Threshold: 1, Window: time.Minute, Duration: time.Hour, Capacity: capacity}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var warnings atomic.Int64
+	g.cfg.observers = append(g.cfg.observers, observerFunc(func(e Event) {
+		if e.Kind == EventConfigWarning && strings.Contains(e.Detail, "ban list full") {
+			warnings.Add(1)
+		}
+	}))
+	for i := range 10 * capacity {
+		ip := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		g.recordRefusal(context.Background(), banToken, ip, "")
+	}
+	if n := g.bans.ips.Len(); n > capacity {
+		t.Fatalf("ban list holds %d > capacity %d", n, capacity)
+	}
+	if warnings.Load() == 0 {
+		t.Fatal("a full ban list dropped bans without an event")
+	}
+}
+
+// observerFunc adapts a function to an Observer.
+type observerFunc func(Event)
+
+func (f observerFunc) Observe(e Event) { f(e) }

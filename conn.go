@@ -1,7 +1,6 @@
 package wssec
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,9 +75,8 @@ type Conn struct {
 	closeOnce sync.Once
 	closeErr  atomic.Pointer[CloseError]
 
-	readMu  sync.Mutex   // one reader at a time; guards the fields below
-	buf     bytes.Buffer // reused read buffer
-	lr      io.LimitedReader
+	readMu  sync.Mutex // one reader at a time; guards the fields below
+	buf     []byte     // reused read buffer, while small
 	env     envelope.Envelope
 	probe   envelope.Envelope // re-parses a refused message without schemas
 	tat     int64             // message-rate state (GCRA)
@@ -236,19 +234,49 @@ func (c *Conn) readOne() (*Message, error) {
 		return nil, c.fail(err)
 	}
 	// Bounded read: also caps what a compressed frame inflates to.
-	c.buf.Reset()
-	c.lr = io.LimitedReader{R: r, N: g.cfg.maxMessageSize + 1}
-	n, err := c.buf.ReadFrom(&c.lr)
-	c.lr.R = nil
+	c.buf, err = readBounded(c.buf, r, g.cfg.maxMessageSize)
 	if err != nil {
 		return nil, c.fail(err)
 	}
-	if n > g.cfg.maxMessageSize {
+	if int64(len(c.buf)) > g.cfg.maxMessageSize {
+		c.buf = nil
 		c.closeWith(CloseTooBig, "message too big", false)
 		c.refused(Event{Reason: "message_too_big", CloseCode: CloseTooBig})
 		return nil, c.closedErr()
 	}
-	return c.admit(mt, c.buf.Bytes())
+	m, err := c.admit(mt, c.buf)
+	if cap(c.buf) > keptReadBuffer {
+		c.buf = nil // admit copied what it keeps; an idle socket holds no large buffer
+	}
+	return m, err
+}
+
+// keptReadBuffer is the largest read buffer a Conn keeps between messages.
+const keptReadBuffer = 4 << 10
+
+// readBounded reads r to its end into b[:0], but never more than limit+1
+// bytes, so the caller sees an oversized message as len > limit. The
+// buffer grows by doubling and never past limit+1: an attacker's frame,
+// whatever it inflates to, costs at most limit+1 bytes of buffer.
+func readBounded(b []byte, r io.Reader, limit int64) ([]byte, error) {
+	b = b[:0]
+	for int64(len(b)) <= limit {
+		if len(b) == cap(b) {
+			nc := min(max(2*int64(cap(b)), 512), limit+1)
+			nb := make([]byte, len(b), nc)
+			copy(nb, b)
+			b = nb
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+	return b, nil
 }
 
 // admit runs the message guards on one complete frame: message rate,

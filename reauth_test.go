@@ -44,8 +44,8 @@ func TestExpiry_ClosesWith1008(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %d %v", st, err)
 	}
-	if code := closeCode(t, ws); code != ClosePolicy {
-		t.Fatalf("close code at expiry %d, want 1008", code)
+	if code, reason := closeFrame(t, ws); code != ClosePolicy || reason != "token expired" {
+		t.Fatalf("close at expiry %d %q, want 1008 \"token expired\"", code, reason)
 	}
 	if !f.events.has(EventMessageRefused, "token_expired") {
 		t.Fatalf("no token_expired event: %v", f.events.reasons(EventMessageRefused))
@@ -141,5 +141,27 @@ func TestReauth_RevokedTokenRefused(t *testing.T) {
 	sendJSON(t, ws, map[string]any{"action": "auth", "id": "r3", "payload": map[string]string{"token": mint(t, claims{sub: "alice", jti: "old"})}})
 	if m := readFrame(t, ws); m["action"] != "error" {
 		t.Fatalf("re-auth with a revoked token answered %v", m)
+	}
+}
+
+// TestReauth_OtherTenantRefused: a fresh token for the same subject but
+// another tenant does not re-authenticate the socket.
+func TestReauth_OtherTenantRefused(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithExpiryWarning(0))
+	ws, st, err := f.dial(f.headers(mint(t, claims{sub: "alice", tenant: "acme"})))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	c := <-f.ran
+	sendJSON(t, ws, map[string]any{"action": "auth", "id": "r3", "payload": map[string]string{"token": mint(t, claims{sub: "alice", tenant: "globex"})}})
+	m := readFrame(t, ws)
+	if e, _ := m["error"].(map[string]any); m["action"] != "error" || m["id"] != "r3" || e["code"] != "forbidden" {
+		t.Fatalf("re-auth into another tenant answered %v", m)
+	}
+	if got := c.Principal().Tenant; got != "acme" {
+		t.Fatalf("tenant became %q", got)
+	}
+	if !f.events.has(EventMessageRefused, "reauth_subject") {
+		t.Fatalf("no reauth_subject event: %v", f.events.reasons(EventMessageRefused))
 	}
 }

@@ -231,15 +231,16 @@ func (g *Guard) RevokeToken(ctx context.Context, jti string, exp time.Time) erro
 // store's feed re-checks every socket when it is back.
 func (g *Guard) closeRevoked(ctx context.Context, now time.Time) {
 	g.mu.Lock()
-	var hit []*Conn
+	live := make([]*Conn, 0, len(g.conns))
 	for c := range g.conns {
-		if revoked, _ := g.isRevoked(ctx, c.Principal(), now); revoked {
-			hit = append(hit, c)
-		}
+		live = append(live, c)
 	}
 	g.mu.Unlock()
-	for _, c := range hit {
-		c.closeWith(ClosePolicy, "token revoked", false)
+	// The checks run outside the lock: a store may answer slowly.
+	for _, c := range live {
+		if revoked, _ := g.isRevoked(ctx, c.Principal(), now); revoked {
+			c.closeWith(ClosePolicy, "token revoked", false)
+		}
 	}
 }
 

@@ -25,6 +25,14 @@ import (
 // closeCode waits for the server to close ws and returns the close code.
 func closeCode(t *testing.T, ws *websocket.Conn) int {
 	t.Helper()
+	code, _ := closeFrame(t, ws)
+	return code
+}
+
+// closeFrame reads until the server's close frame and returns its code
+// and reason.
+func closeFrame(t *testing.T, ws *websocket.Conn) (int, string) {
+	t.Helper()
 	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
 		_, _, err := ws.ReadMessage()
@@ -33,9 +41,43 @@ func closeCode(t *testing.T, ws *websocket.Conn) int {
 		}
 		var ce *websocket.CloseError
 		if errors.As(err, &ce) {
-			return ce.Code
+			return ce.Code, ce.Text
 		}
 		t.Fatalf("read ended without a close frame: %v", err)
+	}
+}
+
+// TestRevokeIssuedBefore_KeepsNewerTokens: revoking a subject's tokens
+// issued before T closes the sockets that hold such a token and refuses
+// it again, while a token of the same subject issued after T still works.
+func TestRevokeIssuedBefore_KeepsNewerTokens(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithMaxTokenLifetime(2*time.Hour))
+	now := time.Now()
+	oldTok := mint(t, claims{sub: "alice", iat: now.Add(-time.Hour), exp: now.Add(time.Hour)})
+	newTok := mint(t, claims{sub: "alice", iat: now, exp: now.Add(time.Hour)})
+	oldWS, st, err := f.dial(f.headers(oldTok))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	newWS, st, err := f.dial(f.headers(newTok))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	if err := f.g.RevokeIssuedBefore(context.Background(), "alice", now.Add(-30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := closeFrame(t, oldWS); code != ClosePolicy || reason != "token revoked" {
+		t.Fatalf("socket with the old token closed with %d %q, want 1008 \"token revoked\"", code, reason)
+	}
+	sendJSON(t, newWS, map[string]any{"action": "ping", "id": "p"})
+	if m := readFrame(t, newWS); m["action"] != "pong" {
+		t.Fatalf("socket with the newer token: %v, want pong", m)
+	}
+	if _, st, _ := f.dial(f.headers(oldTok)); st != http.StatusUnauthorized {
+		t.Fatalf("old token after revocation: %d, want 401", st)
+	}
+	if _, st, err := f.dial(f.headers(newTok)); err != nil {
+		t.Fatalf("newer token after revocation: %d %v", st, err)
 	}
 }
 
@@ -163,6 +205,13 @@ func TestTickets_SingleUseExpiryAndNeverLogged(t *testing.T) {
 	c := <-f.ran
 	if got := c.Principal(); got.Subject != "dave" || got.Tenant != "acme" {
 		t.Fatalf("principal from ticket = %+v", got)
+	}
+	redeemed := false
+	for _, e := range f.events.all() {
+		redeemed = redeemed || e.Kind == EventHandshakeAccepted && e.Subject == "dave" && e.Detail == "via ticket"
+	}
+	if !redeemed {
+		t.Fatalf("no handshake_accepted event via ticket: %v", f.events.all())
 	}
 	if st := withTicket(tk); st != http.StatusUnauthorized {
 		t.Fatalf("second redemption: %d, want 401", st)

@@ -68,3 +68,20 @@ func BenchmarkSetContains(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkResolve_WorstCase resolves headers at the size bound built to
+// maximise work: a quadratic blow-up would show here as µs turning to ms.
+//
+//	go test -run='^$' -bench=Resolve_WorstCase ./internal/clientip/
+func BenchmarkResolve_WorstCase(b *testing.B) {
+	trusted := testTrusted(b)
+	remote := netip.MustParseAddr("10.0.0.1")
+	for i, h := range worstCaseHeaders() {
+		b.Run(fmt.Sprint("input", i), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = Resolve(remote, h, trusted)
+			}
+		})
+	}
+}
