@@ -55,6 +55,10 @@ type config struct {
 	TLS bool
 	// Logger receives the Guard's security events; nil means slog.Default().
 	Logger *slog.Logger
+	// Store, if set, is where the Guard keeps quotas, rates, revocations,
+	// bans and tickets (a redisstore shares them between instances); nil
+	// keeps them in this process.
+	Store wssec.Store
 }
 
 // app is the whole chat server. Build it with newApp, serve Handler, and
@@ -99,6 +103,9 @@ func newApp(cfg config) (*app, error) {
 	}
 	if !cfg.TLS {
 		opts = append(opts, wssec.WithInsecureTransport()) // loopback only, checked above
+	}
+	if cfg.Store != nil {
+		opts = append(opts, wssec.WithStore(cfg.Store))
 	}
 	if len(cfg.Origins) > 0 {
 		// WithOrigins replaces the same-origin default, so the page's own

@@ -24,6 +24,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"github.com/wssec/wssec"
+	"github.com/wssec/wssec/internal/redistest"
 )
 
 func TestPageAndEndpoints(t *testing.T) {
@@ -578,5 +579,56 @@ func TestTLS(t *testing.T) {
 	_, resp, err = d.Dial(wsURL(plain.URL), http.Header{"Origin": {plain.URL}})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusUpgradeRequired {
 		t.Fatalf("plain ws:// with TLS required: err=%v, want 426", err)
+	}
+}
+
+// TestRunWithRedis: with -redis, two chat instances share one Redis: a
+// one-time ticket from a login on the first opens a socket on the second,
+// once.
+func TestRunWithRedis(t *testing.T) {
+	addr, _, _ := redistest.Start(t)
+	start := func() string {
+		ctx, cancel := context.WithCancel(context.Background())
+		basec := make(chan string, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, flags{addr: "127.0.0.1:0", redis: addr}, quietLogger(), func(base string) { basec <- base })
+		}()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+			http.DefaultClient.CloseIdleConnections()
+		})
+		select {
+		case base := <-basec:
+			return base
+		case err := <-done:
+			t.Fatalf("run: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("server did not start")
+		}
+		return ""
+	}
+	first, second := start(), start()
+	s := login(t, first, "alice", "acme")
+	withTicket := func(base string) int {
+		d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{"wssec.v1"}}
+		c, resp, err := d.Dial(wsURL(base)+"?ticket="+s.Ticket, http.Header{"Origin": {base}})
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+			return http.StatusSwitchingProtocols
+		}
+		if resp == nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	if st := withTicket(second); st != http.StatusSwitchingProtocols {
+		t.Fatalf("ticket from the first instance at the second: %d, want 101", st)
+	}
+	if st := withTicket(first); st != http.StatusUnauthorized {
+		t.Fatalf("the same ticket again, at the first: %d, want 401", st)
 	}
 }

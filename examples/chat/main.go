@@ -11,6 +11,9 @@
 // -audience); the login endpoint is then disabled and the page accepts a
 // pasted token.
 //
+// With -redis host:port, quotas, rate state, revocations, bans and tickets
+// live in that Redis, so several chat instances enforce one limit.
+//
 // Plain ws:// is accepted only when -addr is a loopback address; on any
 // other address the server refuses to start without -tls-cert and
 // -tls-key.
@@ -34,7 +37,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/wssec/wssec"
+	"github.com/wssec/wssec/redisstore"
 )
 
 // flags is what the command line sets.
@@ -46,6 +51,7 @@ type flags struct {
 	audience string
 	tlsCert  string
 	tlsKey   string
+	redis    string
 }
 
 func main() {
@@ -57,6 +63,7 @@ func main() {
 	flag.StringVar(&f.audience, "audience", "", "required aud of external tokens (with -jwks-url)")
 	flag.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	flag.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	flag.StringVar(&f.redis, "redis", "", "share quotas, rates, revocations, bans and tickets through the Redis at this address (host:port); the chat rooms themselves stay in this process")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -81,11 +88,23 @@ func run(ctx context.Context, f flags, logger *slog.Logger, ready func(baseURL s
 	if !useTLS && !isLoopbackAddr(f.addr) {
 		return fmt.Errorf("chat: %s is not a loopback address: serving it needs -tls-cert and -tls-key (plain ws:// would send tokens in clear text)", f.addr)
 	}
+	var store wssec.Store
+	if f.redis != "" {
+		client := redis.NewClient(&redis.Options{Addr: f.redis})
+		defer client.Close()
+		rs, err := redisstore.New(client)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		store = rs
+	}
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		return err
 	}
 	a, err := newApp(config{
+		Store:    store,
 		Addr:     ln.Addr().String(),
 		Origins:  splitList(f.origins),
 		JWKSURL:  f.jwksURL,
