@@ -16,14 +16,16 @@ import (
 )
 
 // Store holds the state that must be shared when several instances serve
-// one service: handshake rate state and connection quotas (and, as they
-// land, revocations, replay caches and tickets). The default keeps it in
-// bounded memory inside the Guard; a shared Store (see the redisstore
-// package) makes every instance enforce one limit.
+// one service: handshake rate state and connection quotas. A SharedStore
+// also holds revocations, bans, the replay cache and tickets. The default
+// keeps all of it in bounded memory inside the Guard; a shared Store (see
+// the redisstore package) makes every instance enforce one limit.
 //
 // Implementations must be safe for concurrent use. An error from Allow or
-// Acquire means the Store could not decide; the Guard then refuses the
-// handshake (fails closed) and logs the error.
+// Acquire (other than a *QuotaError) means the Store could not decide; the
+// Guard then decides with its own in-memory limits and emits an
+// EventStoreUnavailable, so an outage of a shared store degrades to
+// per-instance limits instead of refusing every client.
 type Store interface {
 	// Allow takes one event from the token bucket named key, refilled at r
 	// per second up to burst. When it refuses, retryAfter says when the
