@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -390,6 +391,41 @@ func TestConfig_JWKS(t *testing.T) {
 		if n := hits.Load(); n < 1 {
 			t.Fatalf("the JWKS was not fetched")
 		}
+	})
+	for name, body := range map[string]string{
+		"junk":                  "<html>not json</html>",
+		"JSON without keys":     `{"keys":[]}`,
+		"a key that is no key":  `{"keys":[{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}]}`,
+		"a private HMAC secret": `{"keys":[{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}]}`,
+	} {
+		t.Run("JWKS serving "+name+" fails fast", func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, body)
+			}))
+			t.Cleanup(srv.Close)
+			wantConfigError(t, "WithJWKS", WithJWKS(srv.URL+"/jwks"))
+		})
+	}
+	t.Run("JWKS server down fails fast", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		url := "http://" + ln.Addr().String() + "/jwks"
+		ln.Close() // nothing listens there now: connection refused
+		wantConfigError(t, "WithJWKS", WithJWKS(url))
+	})
+	t.Run("JWKS server that never answers fails under the timeout", func(t *testing.T) {
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		t.Cleanup(func() { close(release); srv.Close() })
+		wantConfigError(t, "WithJWKS", WithJWKS(srv.URL+"/jwks"))
 	})
 	t.Run("good loopback JWKS", func(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
