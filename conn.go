@@ -447,7 +447,8 @@ func safeAction(a []byte) string {
 // deny answers a refused message with an error frame, logs it, and closes
 // the connection with 1008 when counted refusals reach the denial limit.
 func (c *Conn) deny(id []byte, code, msg string, ev Event, count bool) {
-	c.enqueue(errorFrame(id, code, msg))
+	// Record first, answer second: once the client reads the error frame,
+	// the event is out and any ban it earned is in place.
 	c.refused(ev)
 	if c.g.bans != nil {
 		sub := ""
@@ -456,6 +457,7 @@ func (c *Conn) deny(id []byte, code, msg string, ev Event, count bool) {
 		}
 		c.g.recordRefusal(c.ctx, banMessage, clientKey(c.hs.ip), sub)
 	}
+	c.enqueue(errorFrame(id, code, msg))
 	if !count {
 		return
 	}
