@@ -42,6 +42,16 @@
 // or point to keys (jwk, jku, x5u, x5c headers) or carry crit are refused
 // before any cryptography runs.
 //
+// Verified tokens are cached (at most 10 000 per Guard, until their exp,
+// keyed by SHA-256, never stored raw), so a reconnect with the same token
+// skips the signature check but not the time claims, revocation,
+// single use, bans or quotas; a change of the JWKS invalidates the cache.
+//
+// With a shared Store (WithStore and the redisstore package), rates,
+// quotas and bans fall back to each instance's own limits while the store
+// is unreachable, but revocation checks, single-use tokens and tickets
+// refuse (fail closed): a credential is never accepted unchecked.
+//
 // The Guard cannot see what happens before a request reaches it: set
 // ReadHeaderTimeout and MaxHeaderBytes on your http.Server so a slow or
 // huge header cannot tie up the server.

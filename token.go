@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
@@ -31,6 +32,10 @@ type ringKey struct {
 type ring struct {
 	keys      []ringKey
 	symmetric bool
+	// gen identifies this digest of a JWKS: each new set gets a new
+	// generation, so cached verifications by an older set are ignored.
+	// A static ring (WithKeySet, WithHMACKey) is generation 0.
+	gen uint64
 }
 
 // keyAlgs returns the algorithms a raw key can verify, strongest hash last.
@@ -165,7 +170,9 @@ func (r *ring) allAlgs() []string {
 }
 
 // verifier checks tokens: cheap structural checks first, then one
-// signature verification with exactly one key, then the claims.
+// signature verification with exactly one key, then the claims. A token
+// verified before, under the same key ring, skips the signature check
+// (see tokenCache and verify).
 type verifier struct {
 	static *ring     // WithKeySet or WithHMACKey
 	dyn    *jwksRing // WithJWKS
@@ -177,7 +184,23 @@ type verifier struct {
 	skew        time.Duration
 	maxLifetime time.Duration
 	now         func() time.Time
+
+	cache tokenCache
+	// sigChecks counts signature verifications, cacheHits the tokens
+	// accepted from the cache (for tests and benchmarks).
+	sigChecks atomic.Int64
+	cacheHits atomic.Int64
+
+	// precheckErrs maps a jwtpre error message to the refusal error built
+	// for it, so that a malformed token costs no error formatting.
+	// jwtpre's errors are package-level values, a small fixed set;
+	// precheckErrN bounds the map in case that ever changes.
+	precheckErrs sync.Map // string → error
+	precheckErrN atomic.Int32
 }
+
+// maxPrecheckErrs bounds verifier.precheckErrs.
+const maxPrecheckErrs = 128
 
 // jwksAlgs are the algorithms accepted from a JWKS when WithAlgorithms is
 // not set: asymmetric only, since a published set never holds secrets.
@@ -205,6 +228,15 @@ func (v *verifier) ringFor(ctx context.Context, kid string) (*ring, error) {
 	return v.dyn.current()
 }
 
+// currentRing returns the key ring in use now, without the kid lookup
+// that may refetch a JWKS: for a cache hit, whose kid the ring knew.
+func (v *verifier) currentRing() (*ring, error) {
+	if v.static != nil {
+		return v.static, nil
+	}
+	return v.dyn.current()
+}
+
 // jwksRing digests each set the fetcher publishes once.
 type jwksRing struct {
 	f *jwks.Fetcher
@@ -213,6 +245,7 @@ type jwksRing struct {
 	set  jwk.Set
 	ring *ring
 	err  error
+	gen  uint64 // generation of the last set digested
 }
 
 func (j *jwksRing) current() (*ring, error) {
@@ -221,7 +254,11 @@ func (j *jwksRing) current() (*ring, error) {
 	defer j.mu.Unlock()
 	if s != j.set {
 		j.set = s
+		j.gen++
 		j.ring, j.err = ringFromSet(s)
+		if j.ring != nil {
+			j.ring.gen = j.gen
+		}
 	}
 	return j.ring, j.err
 }
@@ -232,10 +269,36 @@ func tokenRefusal(reason, detail string) *refusal {
 
 // verify authenticates a compact JWT. The returned refusal never holds the
 // token.
+//
+// A token that passed every check before, under the key ring in use now,
+// is taken from the cache: its signature, and the claims that are a pure
+// function of its bytes (iss, aud, sub, the Principal), are not checked
+// again, but its time claims are, against the clock. Revocation, single
+// use, bans and quotas are the Guard's, after verify, and run on every
+// handshake whether the token came from the cache or not. The Principal
+// returned is the caller's own copy.
 func (v *verifier) verify(ctx context.Context, tok string) (*Principal, *refusal) {
 	hdr, err := jwtpre.Check(tok, &v.pre)
 	if err != nil {
-		return nil, tokenRefusal(precheckReason(err), err.Error())
+		return nil, v.precheckRefusal(err)
+	}
+	now := v.now()
+	d := digestToken(tok)
+	if e, ok := v.cache.get(&d, now); ok {
+		r, err := v.currentRing()
+		if err != nil {
+			return nil, refuse(503, "keys_unavailable", "service unavailable", ErrTokenInvalid, err)
+		}
+		if r.gen == e.gen {
+			if ref := v.checkTimes(now, e.p.ExpiresAt, e.nbf, e.hasNbf, e.p.IssuedAt, e.hasIat); ref != nil {
+				return nil, ref
+			}
+			if p, ok := clonePrincipal(e.p); ok {
+				v.cacheHits.Add(1)
+				return p, nil
+			}
+		}
+		// Verified by a key set since replaced: verify it again.
 	}
 	r, err := v.ringFor(ctx, hdr.Kid)
 	if err != nil {
@@ -249,11 +312,46 @@ func (v *verifier) verify(ctx context.Context, tok string) (*Principal, *refusal
 	if !ok {
 		return nil, tokenRefusal("token_alg", "unsupported alg")
 	}
+	v.sigChecks.Add(1)
 	t, err := jwt.ParseString(tok, jwt.WithKey(alg, k.raw), jwt.WithValidate(false))
 	if err != nil {
 		return nil, tokenRefusal("token_signature", "signature or encoding rejected")
 	}
-	return v.claims(t)
+	// The clock again: a kid miss may have waited for a JWKS fetch.
+	now = v.now()
+	p, ref := v.claims(t, now)
+	if ref != nil {
+		return nil, ref
+	}
+	if len(tok) > maxCachedTokenLen {
+		return p, nil
+	}
+	if _, ok := entryCost(p); !ok {
+		return p, nil
+	}
+	if tmpl, ok := clonePrincipal(p); ok {
+		e := verifiedToken{p: tmpl, gen: r.gen}
+		e.nbf, e.hasNbf = t.NotBefore()
+		_, e.hasIat = t.IssuedAt()
+		v.cache.put(&d, e, p.ExpiresAt, now)
+	}
+	return p, nil
+}
+
+// precheckRefusal is tokenRefusal(precheckReason(err), err.Error()), with
+// the error reused from an earlier refusal of the same kind.
+func (v *verifier) precheckRefusal(err error) *refusal {
+	ref := refuse(401, precheckReason(err), "invalid token", ErrTokenInvalid, nil)
+	msg := err.Error()
+	if e, ok := v.precheckErrs.Load(msg); ok {
+		ref.err = e.(error)
+		return ref
+	}
+	ref.err = fmt.Errorf("%w: %v", ErrTokenInvalid, msg)
+	if v.precheckErrN.Add(1) <= maxPrecheckErrs {
+		v.precheckErrs.Store(msg, ref.err)
+	}
+	return ref
 }
 
 func precheckReason(err error) string {
@@ -273,30 +371,41 @@ func precheckReason(err error) string {
 // maxSubjectLen bounds the subject, which keys quotas and logs.
 const maxSubjectLen = 256
 
-// claims checks exp (required), nbf, iat, the lifetime, iss and aud, and
-// builds the Principal.
-func (v *verifier) claims(t jwt.Token) (*Principal, *refusal) {
-	now := v.now()
-	exp, ok := t.Expiration()
-	if !ok {
-		return nil, tokenRefusal("token_claims", "exp missing")
-	}
+// checkTimes checks the time claims against now: exp, nbf and iat with
+// the clock skew, and the lifetime (from iat, or from now without one).
+// A cache hit runs it again, since these are the only claims whose
+// verdict changes while the token stays the same.
+func (v *verifier) checkTimes(now, exp, nbf time.Time, hasNbf bool, iat time.Time, hasIat bool) *refusal {
 	if !now.Before(exp.Add(v.skew)) {
-		return nil, refuse(401, "token_expired", "token expired", ErrTokenExpired, nil)
+		return refuse(401, "token_expired", "token expired", ErrTokenExpired, nil)
 	}
-	if nbf, ok := t.NotBefore(); ok && now.Add(v.skew).Before(nbf) {
-		return nil, tokenRefusal("token_not_yet_valid", "nbf in the future")
+	if hasNbf && now.Add(v.skew).Before(nbf) {
+		return tokenRefusal("token_not_yet_valid", "nbf in the future")
 	}
-	iat, hasIat := t.IssuedAt()
 	if hasIat && now.Add(v.skew).Before(iat) {
-		return nil, tokenRefusal("token_claims", "iat in the future")
+		return tokenRefusal("token_claims", "iat in the future")
 	}
 	start := now
 	if hasIat {
 		start = iat
 	}
 	if exp.Sub(start) > v.maxLifetime {
-		return nil, tokenRefusal("token_lifetime", "lifetime longer than allowed")
+		return tokenRefusal("token_lifetime", "lifetime longer than allowed")
+	}
+	return nil
+}
+
+// claims checks exp (required), nbf, iat, the lifetime, iss and aud at
+// now, and builds the Principal.
+func (v *verifier) claims(t jwt.Token, now time.Time) (*Principal, *refusal) {
+	exp, ok := t.Expiration()
+	if !ok {
+		return nil, tokenRefusal("token_claims", "exp missing")
+	}
+	nbf, hasNbf := t.NotBefore()
+	iat, hasIat := t.IssuedAt()
+	if ref := v.checkTimes(now, exp, nbf, hasNbf, iat, hasIat); ref != nil {
+		return nil, ref
 	}
 	if v.issuer != "" {
 		if iss, _ := t.Issuer(); iss != v.issuer {

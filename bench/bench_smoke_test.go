@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"testing"
@@ -66,6 +67,47 @@ func TestServers(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestTokenSupply: every token handed out is distinct and accepted, and
+// an empty supply says so instead of repeating a token.
+func TestTokenSupply(t *testing.T) {
+	supply := NewTokenSupply(keys()[ES256], time.Minute)
+	if err := supply.Fill(5); err != nil {
+		t.Fatal(err)
+	}
+	if err := supply.Fill(7); err != nil { // tops up to 7
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 7; i++ {
+		tok, err := supply.Take()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[tok] {
+			t.Fatal("a token was handed out twice")
+		}
+		seen[tok] = true
+	}
+	if _, err := supply.Take(); !errors.Is(err, ErrSupplyExhausted) {
+		t.Fatalf("empty supply: %v, want ErrSupplyExhausted", err)
+	}
+	s := start(t, WSSec, ES256)
+	if err := supply.Fill(4); err != nil {
+		t.Fatal(err)
+	}
+	p, err := FreshHandshakePool(context.Background(), s.Target(), Origin, supply, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Count(4); err != nil {
+		t.Fatal(err)
+	}
+	if n := supply.Taken(); n != 11 {
+		t.Fatalf("%d tokens taken, want 11", n)
+	}
 }
 
 // TestIdleMemory runs the child-process measurement on a few sockets.

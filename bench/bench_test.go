@@ -88,22 +88,40 @@ func BenchmarkRoundTrip64Clients(b *testing.B) { benchRoundTrip(b, 64) }
 
 // BenchmarkHandshake: accepted handshakes (dial, upgrade, close) by
 // HandshakeWorkers clients at once; ns/op is the inverse of handshakes/s.
+// The "_cached" cases reuse one token, as a client reconnecting does:
+// wssec verifies its signature once and then takes it from its
+// verified-token cache. "_fresh" gives every handshake a token of its own
+// (minted before the timer starts), so each one checks a signature. The
+// raw and hand-rolled servers have no cache.
 func BenchmarkHandshake(b *testing.B) {
 	cases := []struct {
-		name string
-		kind Kind
-		alg  Alg
+		name  string
+		kind  Kind
+		alg   Alg
+		fresh bool
 	}{
-		{"raw", Raw, ES256},
-		{"handrolled_ES256", HandRolled, ES256},
-		{"wssec_ES256", WSSec, ES256},
-		{"wssec_EdDSA", WSSec, EdDSA},
-		{"wssec_HS256", WSSec, HS256},
+		{"raw", Raw, ES256, false},
+		{"handrolled_ES256", HandRolled, ES256, false},
+		{"wssec_ES256_cached", WSSec, ES256, false},
+		{"wssec_ES256_fresh", WSSec, ES256, true},
+		{"wssec_EdDSA_cached", WSSec, EdDSA, false},
+		{"wssec_EdDSA_fresh", WSSec, EdDSA, true},
+		{"wssec_HS256_cached", WSSec, HS256, false},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
 			s := start(b, tc.kind, tc.alg)
-			p, err := HandshakePool(context.Background(), s.Target(), s.Header(token(b, tc.alg)), HandshakeWorkers)
+			var p *Pool
+			var err error
+			if tc.fresh {
+				supply := NewTokenSupply(keys()[tc.alg], 10*time.Minute)
+				if err := supply.Fill(b.N); err != nil {
+					b.Fatal(err)
+				}
+				p, err = FreshHandshakePool(context.Background(), s.Target(), Origin, supply, HandshakeWorkers)
+			} else {
+				p, err = HandshakePool(context.Background(), s.Target(), s.Header(token(b, tc.alg)), HandshakeWorkers)
+			}
 			runPool(b, p, err)
 			if got := s.WaitUpgrades(int64(b.N), 5*time.Second); got != int64(b.N) {
 				b.Fatalf("%d upgrades for %d handshakes", got, b.N)

@@ -5,7 +5,11 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
@@ -84,21 +88,117 @@ func NewKey(alg Alg) (*Key, error) {
 
 // Token signs a token for Subject in Tenant with Scope, valid for ttl
 // (wssec refuses lifetimes over 15 minutes by default).
-func (k *Key) Token(ttl time.Duration) (string, error) {
+//
+// wssec caches verified tokens, so a server that sees one token again
+// skips its signature check: handshakes that reuse a Token measure
+// reconnects. A TokenSupply gives every handshake a token of its own.
+func (k *Key) Token(ttl time.Duration) (string, error) { return k.token(ttl, "") }
+
+// token is Token with a jti when jti is not empty.
+func (k *Key) token(ttl time.Duration, jti string) (string, error) {
 	now := time.Now()
-	t, err := jwt.NewBuilder().
+	b := jwt.NewBuilder().
 		Subject(Subject).
 		IssuedAt(now).
 		Expiration(now.Add(ttl)).
 		Claim("tenant", Tenant).
-		Claim("scope", Scope).
-		Build()
+		Claim("scope", Scope)
+	if jti != "" {
+		b = b.JwtID(jti)
+	}
+	t, err := b.Build()
 	if err != nil {
 		return "", err
 	}
-	b, err := jwt.Sign(t, jwt.WithKey(k.sigAlg, k.private))
+	signed, err := jwt.Sign(t, jwt.WithKey(k.sigAlg, k.private))
 	if err != nil {
 		return "", err
 	}
-	return string(b), nil
+	return string(signed), nil
+}
+
+// ErrSupplyExhausted is returned by TokenSupply.Take when every token
+// minted has been handed out.
+var ErrSupplyExhausted = errors.New("bench: token supply exhausted (Fill more between measurements)")
+
+// TokenSupply hands out distinct tokens of one key, each exactly once, so
+// that no handshake can be served from wssec's verified-token cache: it
+// measures first connections, signature check included. Tokens are minted
+// by Fill, outside the timed work, and each carries its own jti. A
+// TokenSupply is safe for concurrent use.
+type TokenSupply struct {
+	key *Key
+	ttl time.Duration
+
+	mu     sync.Mutex // guards the fields below
+	tokens []string   // minted, not yet handed out
+	minted int        // tokens minted so far, for the jti
+	taken  int64      // tokens handed out so far
+}
+
+// NewTokenSupply returns an empty supply of tokens of k valid for ttl.
+func NewTokenSupply(k *Key, ttl time.Duration) *TokenSupply {
+	return &TokenSupply{key: k, ttl: ttl}
+}
+
+// Fill mints tokens until at least n are waiting, on every CPU.
+func (s *TokenSupply) Fill(n int) error {
+	s.mu.Lock()
+	need := n - len(s.tokens)
+	first := s.minted
+	s.mu.Unlock()
+	if need <= 0 {
+		return nil
+	}
+	out := make([]string, need)
+	workers := min(runtime.GOMAXPROCS(0), need)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < need; i += workers {
+				tok, err := s.key.token(s.ttl, "fresh-"+strconv.Itoa(first+i))
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				out[i] = tok
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.minted != first {
+		return errors.New("bench: concurrent TokenSupply.Fill")
+	}
+	s.minted += need
+	s.tokens = append(s.tokens, out...)
+	return nil
+}
+
+// Take hands out a token no one has had.
+func (s *TokenSupply) Take() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.tokens) == 0 {
+		return "", ErrSupplyExhausted
+	}
+	tok := s.tokens[len(s.tokens)-1]
+	s.tokens[len(s.tokens)-1] = ""
+	s.tokens = s.tokens[:len(s.tokens)-1]
+	s.taken++
+	return tok, nil
+}
+
+// Taken reports how many tokens have been handed out.
+func (s *TokenSupply) Taken() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.taken
 }

@@ -136,6 +136,24 @@ func HandshakePool(ctx context.Context, s Target, header http.Header, workers in
 	})
 }
 
+// FreshHandshakePool is HandshakePool with a token of its own for every
+// handshake, taken from supply: an Authorization header with it, and
+// origin. The op fails with ErrSupplyExhausted when supply runs out.
+func FreshHandshakePool(ctx context.Context, s Target, origin string, supply *TokenSupply, workers int) (*Pool, error) {
+	return NewPool(workers, func(int) (Op, func(), error) {
+		d := Dialer(s.Addr)
+		return func() error {
+			tok, err := supply.Take()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			defer cancel()
+			return Handshake(ctx, d, s, ProtectedHeader(origin, "Bearer "+tok))
+		}, nil, nil
+	})
+}
+
 // RefusedPool builds workers whose op makes a handshake that s must
 // refuse with status.
 func RefusedPool(ctx context.Context, s Target, header http.Header, status, workers int) (*Pool, error) {
