@@ -15,7 +15,8 @@
 //	g, err := wssec.New(wssec.WithStore(st), …)
 //
 // It needs Redis 6.2 or later, or Valkey (scripts use ZADD GT; tickets
-// use GETDEL), and is tested against Redis 7.
+// use GETDEL), and is tested against Redis 7, on a single node and on a
+// three-node Redis Cluster (TestRedisCluster).
 //
 // # How the state is kept
 //

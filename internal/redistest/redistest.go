@@ -45,6 +45,12 @@ func Start(t testing.TB) (addr string, stop func(), restart func()) {
 // need more control than stop and restart (pausing it, for one).
 func StartProc(t testing.TB) *Proc {
 	t.Helper()
+	return startProc(t)
+}
+
+// startProc starts a redis-server with extra arguments.
+func startProc(t testing.TB, extra ...string) *Proc {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -52,7 +58,7 @@ func StartProc(t testing.TB) *Proc {
 		}
 		t.Skip("redis-server not found on PATH; install it (apt-get install redis-server) or set WSSEC_REDIS_ADDR")
 	}
-	p := &Proc{t: t, bin: bin, dir: t.TempDir()}
+	p := &Proc{t: t, bin: bin, dir: t.TempDir(), extra: extra}
 	t.Cleanup(p.Stop)
 	var lastErr error
 	for range 3 { // a free port can be taken between choosing and binding it
@@ -69,10 +75,11 @@ func StartProc(t testing.TB) *Proc {
 
 // Proc is one redis-server child process, stopped by its PID.
 type Proc struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	port string
+	t     testing.TB
+	bin   string
+	dir   string
+	port  string
+	extra []string // more redis-server arguments
 
 	mu   sync.Mutex // guards the fields below
 	cmd  *exec.Cmd
@@ -93,10 +100,11 @@ func (p *Proc) start() error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(p.bin,
+	args := append([]string{
 		"--port", p.port, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no",
-		"--dir", p.dir, "--daemonize", "no")
+		"--dir", p.dir, "--daemonize", "no"}, p.extra...)
+	cmd := exec.Command(p.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return err
@@ -204,4 +212,45 @@ func ping(addr string) error {
 		return &startError{err: os.ErrInvalid, log: line}
 	}
 	return nil
+}
+
+// StartCluster starts a Redis Cluster of n primaries (n ≥ 3) on free
+// loopback ports, joined with redis-cli and its 16 384 slots spread over
+// them, and returns their addresses once every node reports the cluster
+// ok. Each node is stopped by its PID when t ends. Without redis-server
+// or redis-cli the test is skipped, or fails when CI=true.
+func StartCluster(t testing.TB, n int) []string {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-cli not found on PATH (CI=true, so this fails instead of skipping): %v", err)
+		}
+		t.Skip("redis-cli not found on PATH; install it (apt-get install redis-server)")
+	}
+	addrs := make([]string, n)
+	for i := range addrs {
+		p := startProc(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000")
+		addrs[i] = p.Addr()
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, a := range addrs {
+		host, port, _ := net.SplitHostPort(a)
+		for {
+			out, _ := exec.Command(cli, "-h", host, "-p", port, "cluster", "info").Output()
+			if strings.Contains(string(out), "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster node %s not ok: %s", a, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return addrs
 }
