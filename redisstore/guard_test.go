@@ -402,3 +402,40 @@ func TestGuards_RedisOutage(t *testing.T) {
 		return a.obs.has(wssec.EventHandshakeRefused, "quota_subject")
 	})
 }
+
+// TestGuards_SingleUseAndTicketsAreShared: a single-use token used at one
+// instance is refused at the other, and a ticket issued by one instance
+// is redeemed at the other, once.
+func TestGuards_SingleUseAndTicketsAreShared(t *testing.T) {
+	addr, _, _ := startRedis(t)
+	prefix := testPrefix(t)
+	once := wssec.WithSingleUseTokens(0)
+	a := newInstance(t, addr, prefix, nil, once)
+	b := newInstance(t, addr, prefix, nil, once)
+
+	now := time.Now()
+	tok, err := jwt.NewBuilder().Subject("erin").JwtID("once-1").IssuedAt(now).Expiration(now.Add(5 * time.Minute)).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.HS256(), guardKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.mustOpen(string(signed))
+	b.mustRefuse(string(signed), http.StatusUnauthorized)
+	if !b.obs.has(wssec.EventHandshakeRefused, "token_replay") {
+		t.Fatal("the replay at the other instance was not reported as token_replay")
+	}
+
+	ticket, err := a.g.IssueTicket(context.Background(), &wssec.Principal{Subject: "frank", ExpiresAt: now.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, status := b.dial("", "ticket="+ticket); c == nil {
+		t.Fatalf("ticket from A at B: %d, want an open socket", status)
+	}
+	if _, status := a.dial("", "ticket="+ticket); status != http.StatusUnauthorized {
+		t.Fatalf("the same ticket again, at A: %d, want 401", status)
+	}
+}
