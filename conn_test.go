@@ -1036,3 +1036,28 @@ func TestConn_CloseReasonTruncated(t *testing.T) {
 		t.Fatalf("client read %v", err)
 	}
 }
+
+// TestHandler_ServePanics: a serve function that panics does not take the
+// process down: the panic is logged, the socket is closed with 1011, and
+// the Guard keeps serving.
+func TestHandler_ServePanics(t *testing.T) {
+	f := newFixture(t, func(ctx context.Context, c *Conn) {
+		if _, err := c.ReadMessage(ctx); err == nil {
+			panic("application bug")
+		}
+	}, WithHMACKey(testKey), WithInsecureTransport(), WithAction[struct{}]("say"))
+	ws, st, err := f.dial(f.headers(mint(t, claims{})))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	ws.WriteMessage(websocket.TextMessage, []byte(`{"action":"say","id":"s","payload":{}}`))
+	if code, _ := closeFrame(t, ws); code != CloseInternalError {
+		t.Fatalf("close %d after the serve function panicked, want 1011", code)
+	}
+	if !strings.Contains(f.logs.String(), "application bug") {
+		t.Fatal("the panic was not logged")
+	}
+	if _, st, err := f.dial(f.headers(mint(t, claims{}))); err != nil {
+		t.Fatalf("the Guard stopped serving after a panic: %d %v", st, err)
+	}
+}

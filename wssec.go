@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -500,21 +501,45 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	hs.upgraded.Store(true)
 	ev := Event{Kind: EventHandshakeAccepted, RemoteIP: hs.ip, Origin: hs.origin, Pattern: hs.pattern, Subject: hs.principal.Subject, Detail: "via " + hs.via}
 	g.emit(r.Context(), ev)
+	// A revocation recorded after the guards checked this principal but
+	// before c was registered did not see c in its scan of live sockets:
+	// Revoke records before it scans, so checking after registering
+	// closes that gap.
+	if revoked, _ := g.isRevoked(r.Context(), hs.principal, g.now()); revoked {
+		c.closeWith(ClosePolicy, "token revoked", false)
+	}
 	return c, nil
 }
 
 // Handler guards the endpoint, upgrades accepted requests and runs serve
 // with a context that carries the Principal and ends when the connection
-// does. When serve returns, the connection is closed normally (1000).
+// does. When serve returns, the connection is closed normally (1000); if
+// serve panics, the panic is logged and the connection closed with 1011.
+//
+// serve runs on a goroutine of its own and the HTTP handler returns right
+// after the upgrade, so net/http lets go of the request and its buffers:
+// an idle socket holds less. serve must return once ctx is done.
 func (g *Guard) Handler(serve func(ctx context.Context, c *Conn)) http.Handler {
 	return g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := g.Upgrade(w, r)
 		if err != nil {
 			return
 		}
-		defer c.Close(websocket.CloseNormalClosure, "")
-		serve(c.Context(), c)
+		go c.serve(serve)
 	}))
+}
+
+// serve runs the application's serve function for c and closes c after it.
+func (c *Conn) serve(fn func(ctx context.Context, c *Conn)) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.g.log.Error("wssec: serve function panicked", "panic", v, "stack", string(debug.Stack()))
+			c.Close(CloseInternalError, "internal error")
+			return
+		}
+		c.Close(websocket.CloseNormalClosure, "")
+	}()
+	fn(c.Context(), c)
 }
 
 func (g *Guard) isClosed() bool {
