@@ -314,7 +314,9 @@ func TestGuards_BanIsShared(t *testing.T) {
 func TestGuards_CrashedInstanceFreesItsSlots(t *testing.T) {
 	addr, _, _ := startRedis(t)
 	prefix := testPrefix(t)
-	lease := []Option{WithLeaseTTL(time.Second)}
+	// A 2 s lease is renewed every 667 ms: a renewal may stall 1.3 s on a
+	// loaded machine before the live lease would lapse.
+	lease := []Option{WithLeaseTTL(2 * time.Second)}
 	limits := wssec.WithConnLimits(32, 1, 100)
 	a := newInstance(t, addr, prefix, lease, limits)
 	b := newInstance(t, addr, prefix, lease, limits)
@@ -324,7 +326,7 @@ func TestGuards_CrashedInstanceFreesItsSlots(t *testing.T) {
 	b.mustRefuse(alice, http.StatusTooManyRequests)
 	// A live instance renews its leases: the slot is still held well past
 	// the lease TTL.
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(5 * time.Second)
 	b.mustRefuse(alice, http.StatusTooManyRequests)
 
 	// A "crashes": its store stops renewing and never releases. Its slot

@@ -107,7 +107,9 @@ func TestLeases_CrashedStoreFreesSlots(t *testing.T) {
 	t.Parallel()
 	addr, _, _ := startRedis(t)
 	prefix := WithPrefix(testPrefix(t))
-	ttl := WithLeaseTTL(time.Second)
+	// A 2 s lease is renewed every 667 ms: a renewal may stall 1.3 s on a
+	// loaded machine before the live lease would lapse.
+	ttl := WithLeaseTTL(2 * time.Second)
 	crashed := newStore(t, newClient(t, addr), prefix, ttl)
 	live := newStore(t, newClient(t, addr), prefix, ttl)
 	observer := newStore(t, newClient(t, addr), prefix, ttl)
@@ -131,7 +133,7 @@ func TestLeases_CrashedStoreFreesSlots(t *testing.T) {
 	}
 
 	start := time.Now()
-	eventually(t, 5*time.Second, "the crashed store's slot to free itself", func() bool {
+	eventually(t, 10*time.Second, "the crashed store's slot to free itself", func() bool {
 		rel, err := observer.Acquire(ctx, crashPool)
 		if err == nil {
 			rel()
@@ -143,7 +145,7 @@ func TestLeases_CrashedStoreFreesSlots(t *testing.T) {
 		return false
 	})
 	// Hold the live lease for three TTLs in all.
-	time.Sleep(3*time.Second - time.Since(start))
+	time.Sleep(6*time.Second - time.Since(start))
 	if _, err := observer.Acquire(ctx, livePool); !errors.Is(err, wssec.ErrQuotaExceeded) {
 		t.Fatalf("the live store's renewed lease was freed: %v", err)
 	}
