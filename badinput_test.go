@@ -78,9 +78,17 @@ func TestBadInput_AbsurdHeaders(t *testing.T) {
 }
 
 // TestBadInput_MalformedForwardedFromTrustedProxy: a trusted proxy's
-// garbage is refused with 400 (fail closed), never guessed at.
+// garbage in the configured header is refused with 400 (fail closed),
+// never guessed at; the same garbage in a header that is not the
+// configured one is never read at all.
 func TestBadInput_MalformedForwardedFromTrustedProxy(t *testing.T) {
-	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithTrustedProxies("127.0.0.1/32"))
+	t.Run("Forwarded not configured: ignored", func(t *testing.T) {
+		f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithTrustedProxies("127.0.0.1/32"))
+		h := f.headers(mint(t, claims{}))
+		h.Set("Forwarded", `for="[::1`)
+		wantAccepted(t, f, f.try(h))
+	})
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithTrustedProxies("127.0.0.1/32"), WithClientIPHeader("Forwarded"))
 	for _, v := range []string{`for="[::1`, `for=unknown`, `for=_hidden`, `for=1.2.3.4;for=5.6.7.8`, strings.Repeat("for=1.2.3.4,", 100)} {
 		h := f.headers(mint(t, claims{}))
 		h.Set("Forwarded", v)

@@ -14,12 +14,18 @@ var (
 	// ErrInsecureTransport: the request did not arrive over TLS (directly or
 	// as asserted by a trusted proxy) and WithInsecureTransport was not set.
 	ErrInsecureTransport = errors.New("wssec: TLS required")
-	// ErrBadForwarded: a trusted proxy sent forwarding headers that could not
-	// be parsed, or that do not name a usable client address.
+	// ErrBadForwarded: a trusted proxy sent a forwarding header (the one
+	// WithClientIPHeader names) that could not be parsed, or that does not
+	// name a usable client address or scheme. It is answered with 400,
+	// never with 426.
 	ErrBadForwarded = errors.New("wssec: malformed forwarding headers")
 	// ErrOriginNotAllowed: the Origin header is missing, "null", malformed
 	// or matches no allowed pattern.
 	ErrOriginNotAllowed = errors.New("wssec: origin not allowed")
+	// ErrHostNotAllowed: the Host header matches no WithHosts pattern, or
+	// (without WithHosts) names a DNS name on a plain ws:// same-origin
+	// handshake, which is how DNS rebinding reaches a local service.
+	ErrHostNotAllowed = errors.New("wssec: host not allowed")
 	// ErrRateLimited: the client exceeded a handshake or message rate.
 	ErrRateLimited = errors.New("wssec: rate limited")
 	// ErrQuotaExceeded: the client IP or subject holds too many connections.

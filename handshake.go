@@ -3,6 +3,7 @@ package wssec
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -44,15 +45,20 @@ func clientKey(ip netip.Addr) netip.Addr {
 func (g *Guard) check(ctx context.Context, r *http.Request) (*handshake, *refusal, Event) {
 	ev := Event{Kind: EventHandshakeRefused, Origin: r.Header.Get("Origin")}
 
-	// 1. Transport, and the client IP behind trusted proxies (one parse).
+	// 1. The client IP and scheme behind trusted proxies (one parse),
+	// then transport. A trusted proxy's header fault is a 400 of its own,
+	// decided before the transport: it is not a plain-ws:// problem.
 	remote, err := clientip.ParseRemoteAddr(r.RemoteAddr)
 	if err != nil {
 		return nil, refuse(400, "remote_addr", "bad request", ErrBadForwarded, err), ev
 	}
 	ev.RemoteIP = remote
-	res, ferr := clientip.Resolve(remote, r.Header, g.trusted)
+	res, ferr := clientip.Resolve(remote, r.Header, g.trusted, g.ipFrom)
+	if ferr != nil {
+		return nil, refuse(400, "forwarded_malformed", "bad forwarding headers", ErrBadForwarded, ferr), ev
+	}
 	secure := r.TLS != nil
-	if ferr == nil && res.ViaProxy {
+	if res.ViaProxy {
 		switch res.Proto {
 		case "https", "wss":
 			secure = true
@@ -61,16 +67,13 @@ func (g *Guard) check(ctx context.Context, r *http.Request) (*handshake, *refusa
 		}
 	}
 	if !secure && !g.cfg.insecureTransport {
-		ref := refuse(426, "transport_insecure", "TLS required: connect with wss://", ErrInsecureTransport, nil)
+		ref := refuse(426, "transport_insecure", "TLS required: connect with wss://", ErrInsecureTransport, g.transportHint(r.Header, res))
 		if ref = g.enforce(ctx, GuardTransport, ref, ev); ref != nil {
 			return nil, ref, ev
 		}
 	}
 
 	// 2. Client IP, and bans: a banned client gets no further work.
-	if ferr != nil {
-		return nil, refuse(400, "forwarded_malformed", "bad forwarding headers", ErrBadForwarded, ferr), ev
-	}
 	ip := res.Client
 	ev.RemoteIP = ip
 	key := clientKey(ip)
@@ -82,12 +85,16 @@ func (g *Guard) check(ctx context.Context, r *http.Request) (*handshake, *refusa
 		}
 	}
 
-	// 3. Origin.
+	// 3. Origin, then Host.
 	hs := &handshake{g: g, ip: ip}
-	if ref := g.enforce(ctx, GuardOrigin, g.checkOrigin(r, secure, hs), ev); ref != nil {
+	sameOrigin, ref := g.checkOrigin(r, secure, hs)
+	if ref = g.enforce(ctx, GuardOrigin, ref, ev); ref != nil {
 		return nil, ref, ev
 	}
 	ev.Pattern = hs.pattern
+	if ref := g.enforce(ctx, GuardOrigin, g.checkHost(r.Host, secure, sameOrigin), ev); ref != nil {
+		return nil, ref, ev
+	}
 
 	// 4–5. Handshake rate per client, then quotas per IP and in total:
 	// all before any signature is checked.
@@ -122,16 +129,18 @@ func (g *Guard) check(ctx context.Context, r *http.Request) (*handshake, *refusa
 }
 
 // checkOrigin applies the origin allowlist (or same-origin by default).
-func (g *Guard) checkOrigin(r *http.Request, secure bool, hs *handshake) *refusal {
+// It reports whether the Origin was admitted as the request's own origin
+// (same-origin) rather than by an allowlist pattern.
+func (g *Guard) checkOrigin(r *http.Request, secure bool, hs *handshake) (sameOrigin bool, ref *refusal) {
 	vals := r.Header.Values("Origin")
 	if len(vals) == 0 {
 		if g.cfg.allowMissingOrigin {
-			return nil
+			return false, nil
 		}
-		return refuse(403, "origin_missing", "origin not allowed", ErrOriginNotAllowed, errors.New("no Origin header"))
+		return false, refuse(403, "origin_missing", "origin not allowed", ErrOriginNotAllowed, errors.New("no Origin header"))
 	}
 	if len(vals) > 1 {
-		return refuse(403, "origin_not_allowed", "origin not allowed", ErrOriginNotAllowed, errors.New("several Origin headers"))
+		return false, refuse(403, "origin_not_allowed", "origin not allowed", ErrOriginNotAllowed, errors.New("several Origin headers"))
 	}
 	o, err := origin.ParseOrigin(vals[0])
 	if err != nil {
@@ -139,7 +148,7 @@ func (g *Guard) checkOrigin(r *http.Request, secure bool, hs *handshake) *refusa
 		if vals[0] == "null" {
 			reason = "origin_null"
 		}
-		return refuse(403, reason, "origin not allowed", ErrOriginNotAllowed, err)
+		return false, refuse(403, reason, "origin not allowed", ErrOriginNotAllowed, err)
 	}
 	if g.origins != nil {
 		i, ok := g.origins.Match(o)
@@ -147,14 +156,127 @@ func (g *Guard) checkOrigin(r *http.Request, secure bool, hs *handshake) *refusa
 		case ok:
 			hs.pattern = g.originLabels[i]
 		case g.cfg.sameOrigin && origin.SameOrigin(o, r.Host, secure):
+			sameOrigin = true
 		default:
-			return refuse(403, "origin_not_allowed", "origin not allowed", ErrOriginNotAllowed, nil)
+			return false, refuse(403, "origin_not_allowed", "origin not allowed", ErrOriginNotAllowed, nil)
 		}
 	} else if !origin.SameOrigin(o, r.Host, secure) {
-		return refuse(403, "origin_not_allowed", "origin not allowed", ErrOriginNotAllowed, errors.New("not same-origin"))
+		return false, refuse(403, "origin_not_allowed", "origin not allowed", ErrOriginNotAllowed, errors.New("not same-origin"))
+	} else {
+		sameOrigin = true
 	}
 	hs.origin = vals[0]
-	return nil
+	return sameOrigin, nil
+}
+
+// checkHost applies WithHosts. Without it, only a plain-transport
+// same-origin handshake is checked: there a DNS-rebinding page (its own
+// name as Host, an Origin to match) would pass every other guard, so the
+// Host must be an IP literal or "localhost", names no DNS answer can
+// re-point. Over TLS the certificate names the service; an allowlisted
+// Origin names the page.
+func (g *Guard) checkHost(host string, secure, sameOrigin bool) *refusal {
+	if g.hosts == nil && (secure || !sameOrigin) {
+		return nil
+	}
+	o, err := origin.RequestOrigin(host, secure)
+	if err != nil {
+		return refuse(403, "host_not_allowed", "host not allowed", ErrHostNotAllowed, fmt.Errorf("Host: %w", err))
+	}
+	if g.hosts != nil {
+		if _, ok := g.hosts.Match(o); ok {
+			return nil
+		}
+		return refuse(403, "host_not_allowed", "host not allowed", ErrHostNotAllowed, errors.New("Host matches no WithHosts pattern"))
+	}
+	if origin.IsLiteralOrLocalhost(o) {
+		return nil
+	}
+	return refuse(403, "host_not_allowed", "host not allowed", ErrHostNotAllowed,
+		errors.New("same-origin over plain ws:// with a DNS name as Host (DNS rebinding?): list the names the service answers to with WithHosts"))
+}
+
+// transportHint explains a 426 for the log (never for the client): which
+// forwarding headers arrived and why they did not count. It names headers,
+// never their values.
+func (g *Guard) transportHint(h http.Header, res clientip.Result) error {
+	if !res.ViaProxy {
+		names := clientip.PresentHeaders(h)
+		if len(names) == 0 {
+			return nil
+		}
+		return fmt.Errorf("forwarding headers (%s) came from %s, which is not a trusted proxy: is WithTrustedProxies missing?", strings.Join(names, ", "), res.Client)
+	}
+	var b strings.Builder
+	if res.Proto == "" {
+		fmt.Fprintf(&b, "the trusted proxy sent no scheme (%s)", protoHeaderOf(g.ipFrom))
+	} else {
+		fmt.Fprintf(&b, "the trusted proxy reports %s", res.Proto)
+	}
+	if ignored := g.ipFrom.IgnoredHeaders(h); len(ignored) > 0 {
+		fmt.Fprintf(&b, "; ignored %s: WithClientIPHeader is %s", strings.Join(ignored, ", "), g.ipFrom)
+	}
+	return errors.New(b.String())
+}
+
+// protoHeaderOf names the header a source takes the scheme from.
+func protoHeaderOf(src clientip.Source) string {
+	if src == clientip.Forwarded {
+		return "Forwarded proto="
+	}
+	return "X-Forwarded-Proto"
+}
+
+// compileRequestRules validates WithTrustedProxies, WithClientIPHeader
+// and WithHosts into the Guard.
+func (g *Guard) compileRequestRules(c *config, bad func(opt, val, reason string)) {
+	ts, err := clientip.ParseSet(c.trustedProxies)
+	if err != nil {
+		bad("WithTrustedProxies", "", err.Error())
+	} else {
+		for _, p := range ts.Prefixes() {
+			if p.Bits() == 0 {
+				bad("WithTrustedProxies", p.String(), "trusts every address, so every client could choose its own address and scheme; list your proxies' addresses")
+			}
+		}
+		g.trusted = ts
+	}
+	if c.clientIPHeaderSet {
+		src, err := clientip.ParseSource(c.clientIPHeader)
+		if err != nil {
+			bad("WithClientIPHeader", fmt.Sprintf("%q", c.clientIPHeader), err.Error())
+		}
+		g.ipFrom = src
+	}
+	if c.hostsSet {
+		if len(c.hosts) == 0 {
+			bad("WithHosts", "", "no pattern given")
+		}
+		var ps []origin.HostPattern
+		for _, s := range c.hosts {
+			p, err := origin.ParseHostPattern(s)
+			if err != nil {
+				bad("WithHosts", fmt.Sprintf("%q", s), err.Error())
+				continue
+			}
+			ps = append(ps, p)
+		}
+		g.hosts = origin.NewHostSet(ps)
+	}
+}
+
+// warnRequestRules logs the accepted but risky proxy settings.
+func (g *Guard) warnRequestRules(ctx context.Context) {
+	for _, p := range g.trusted.Prefixes() {
+		if clientip.ContainsPublic(p) {
+			g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "trusted_proxies_public",
+				Detail: "WithTrustedProxies: " + p.String() + " holds public addresses; every host in it can choose the client address it reports"})
+		}
+	}
+	if g.cfg.clientIPHeaderSet && g.trusted.Len() == 0 {
+		g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "client_ip_header_unused",
+			Detail: "WithClientIPHeader without WithTrustedProxies: no header is read"})
+	}
 }
 
 // authenticate finds and verifies the credential: a one-time ticket if

@@ -119,6 +119,10 @@ type config struct {
 	subprotocols     []string
 
 	trustedProxies    []string
+	clientIPHeader    string // "" until WithClientIPHeader: X-Forwarded-For
+	clientIPHeaderSet bool
+	hosts             []string
+	hostsSet          bool
 	insecureTransport bool
 
 	maxPerIP, maxPerSubject, maxTotal int
@@ -319,12 +323,75 @@ func WithSubprotocols(names ...string) Option {
 }
 
 // WithTrustedProxies sets the proxies (CIDRs or single IPs) whose
-// Forwarded / X-Forwarded-For / X-Forwarded-Proto headers are believed. The
-// client is the right-most address in those headers that is not itself a
-// trusted proxy. Default: none, so forwarding headers are ignored. Repeated
-// calls add prefixes.
+// forwarding header is believed: the one WithClientIPHeader names,
+// X-Forwarded-For with X-Forwarded-Proto by default. The client is the
+// right-most address in it that is not itself a trusted proxy, and the
+// scheme that proxy reports decides whether TLS was used.
+//
+// Default: none, so every forwarding header is ignored and the client is
+// the TCP peer. Repeated calls add prefixes. "0.0.0.0/0" and "::/0" (which
+// would let every client choose its address) are a configuration error;
+// a range holding public addresses is accepted with a warning at New, as
+// a CDN's published ranges need.
 func WithTrustedProxies(cidrs ...string) Option {
 	return optionFunc(func(c *config) { c.trustedProxies = append(c.trustedProxies, cidrs...) })
+}
+
+// WithClientIPHeader names the one header the trusted proxies write the
+// client address into. Only that header is read from a trusted proxy;
+// every other forwarding header is ignored whatever a client puts in it,
+// because a proxy passes the headers it does not write through untouched.
+// The name is case-insensitive:
+//
+//   - "X-Forwarded-For" (the default): the client is the right-most entry
+//     that is not a trusted proxy, and the scheme comes from
+//     X-Forwarded-Proto. It matches nginx's
+//     "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" with
+//     "proxy_set_header X-Forwarded-Proto $scheme;", and HAProxy's
+//     "option forwardfor" with
+//     "http-request set-header X-Forwarded-Proto https if { ssl_fc }" and
+//     "http-request set-header X-Forwarded-Proto http if !{ ssl_fc }".
+//     Traefik, Envoy and the cloud load balancers write it too.
+//   - "Forwarded": RFC 7239, exclusively, with the scheme from its proto=
+//     (nginx: proxy_set_header Forwarded "for=...;proto=$scheme"; HAProxy
+//     2.2+: option forwarded proto).
+//   - "X-Real-IP", "CF-Connecting-IP", "True-Client-IP" or
+//     "Fastly-Client-IP": one address that the proxy overwrites (nginx:
+//     "proxy_set_header X-Real-IP $remote_addr;"), with the scheme from
+//     the right-most X-Forwarded-Proto entry.
+//
+// Whichever it is, the proxy must write the scheme header itself
+// (overwrite, not pass through) on every listener. Without
+// WithTrustedProxies this option changes nothing. An unknown or empty
+// name is a configuration error. The last call wins.
+func WithClientIPHeader(name string) Option {
+	return optionFunc(func(c *config) { c.clientIPHeader, c.clientIPHeaderSet = name, true })
+}
+
+// WithHosts sets the Host header values the endpoint answers to, the
+// defence against DNS rebinding: a page on an attacker's name, whose DNS
+// the attacker re-points at this server, sends that name as Host and an
+// Origin that agrees with it, so the same-origin check alone admits it.
+//
+// Patterns use the syntax of WithOrigins, the scheme optional and ports
+// included: "app.example.com" (that host on the default port, 443 over
+// TLS and 80 otherwise), "app.example.com:8443", "*.example.com",
+// "localhost:8080", "[::1]:3000", or "https://app.example.com". A request
+// whose Host matches none is refused with 403 (reason host_not_allowed).
+// Patterns are parsed by New; a bad one is a configuration error.
+// Repeated calls add patterns.
+//
+// Default: over TLS, or when the Origin matched a WithOrigins pattern,
+// Host is not checked (the certificate, or the allowlist, already names
+// the service). Over plain ws:// (WithInsecureTransport) in same-origin
+// mode, where nothing else would stop a rebinding page, only an IP
+// literal or "localhost" is accepted as Host. Behind a proxy that rewrites
+// Host, list the public names here or use WithOrigins.
+func WithHosts(patterns ...string) Option {
+	return optionFunc(func(c *config) {
+		c.hosts = append(c.hosts, patterns...)
+		c.hostsSet = true
+	})
 }
 
 // WithInsecureTransport allows plain ws:// handshakes. For development

@@ -271,7 +271,7 @@ func (g *Guard) IssueTicketForRequest(r *http.Request, p *Principal) (string, er
 		if err != nil {
 			return "", fmt.Errorf("wssec: ticket: %w", err)
 		}
-		res, err := clientip.Resolve(remote, r.Header, g.trusted)
+		res, err := clientip.Resolve(remote, r.Header, g.trusted, g.ipFrom)
 		if err != nil {
 			return "", fmt.Errorf("wssec: ticket: %w", err)
 		}

@@ -31,6 +31,8 @@ type Guard struct {
 	now     func() time.Time
 	origins *origin.Set // nil: same-origin only
 	trusted *clientip.Set
+	ipFrom  clientip.Source // the header trusted proxies write
+	hosts   *origin.HostSet // nil: no WithHosts
 	lim     *limits
 	ver     *verifier // nil with WithAuthenticator or WithAnonymous alone
 	upg     websocket.Upgrader
@@ -101,12 +103,8 @@ func New(opts ...Option) (*Guard, error) {
 		g.origins = origin.NewSet(ps)
 	}
 
-	// Trusted proxies.
-	if ts, err := clientip.ParseSet(c.trustedProxies); err != nil {
-		bad("WithTrustedProxies", "", err.Error())
-	} else {
-		g.trusted = ts
-	}
+	// Trusted proxies, their header, and the Host allowlist.
+	g.compileRequestRules(&c, bad)
 
 	// Limits.
 	positive := func(opt string, n int64) {
@@ -265,6 +263,7 @@ func New(opts ...Option) (*Guard, error) {
 	}
 
 	ctx := context.Background()
+	g.warnRequestRules(ctx)
 	if c.insecureTransport {
 		g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "insecure_transport", Detail: "WithInsecureTransport: plain ws:// is accepted; tokens and messages cross the network in clear text"})
 	}

@@ -29,7 +29,7 @@ func BenchmarkResolve(b *testing.B) {
 		b.Run(bb.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := Resolve(remote, bb.h, trusted); err != nil {
+				if _, err := Resolve(remote, bb.h, trusted, sourceFor(bb.h)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -42,7 +42,7 @@ func BenchmarkResolveRequest_Untrusted(b *testing.B) {
 	r := &http.Request{RemoteAddr: "203.0.113.9:50000", Header: http.Header{"X-Forwarded-For": {"1.2.3.4"}}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ResolveRequest(r, trusted); err != nil {
+		if _, err := ResolveRequest(r, trusted, XForwardedFor); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -80,7 +80,7 @@ func BenchmarkResolve_WorstCase(b *testing.B) {
 		b.Run(fmt.Sprint("input", i), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				_, _ = Resolve(remote, h, trusted)
+				_, _ = Resolve(remote, h, trusted, sourceFor(h))
 			}
 		})
 	}

@@ -9,9 +9,11 @@
 //     configured trusted [Set]. From any other peer they are ignored without
 //     being parsed, so a spoofed or malformed header from the open internet
 //     can neither change the result nor cause an error.
-//   - From a trusted peer, the RFC 7239 Forwarded header is used when present,
-//     exclusively; otherwise X-Forwarded-For and X-Forwarded-Proto. X-Real-IP
-//     is never consulted: it names one address with no chain to check.
+//   - From a trusted peer only the one header the operator names (a
+//     [Source]) is read: X-Forwarded-For with X-Forwarded-Proto by default,
+//     RFC 7239 Forwarded only when chosen, or a single-address header such
+//     as X-Real-IP. Every other forwarding header is ignored, because a
+//     proxy passes the headers it does not write through from the client.
 //   - Hops are walked from right to left (nearest proxy first), skipping hops
 //     whose address is trusted; the first untrusted hop is the client. A
 //     client that cannot be identified (unknown, obfuscated, missing,

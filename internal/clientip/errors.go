@@ -28,6 +28,10 @@ var (
 	// ErrTooManyHops reports a chain longer than MaxHops.
 	ErrTooManyHops = errors.New("clientip: too many forwarding hops")
 
+	// ErrInvalidSource reports a header name that ParseSource does not
+	// know as a forwarding header.
+	ErrInvalidSource = errors.New("clientip: not a client address header")
+
 	// ErrHeaderTooLarge reports forwarding headers longer than MaxHeaderBytes.
 	ErrHeaderTooLarge = errors.New("clientip: forwarding headers too large")
 )

@@ -93,13 +93,20 @@ func FuzzResolveForwarded(f *testing.F) {
 		if xff != "" {
 			h["X-Forwarded-For"] = []string{xff}
 		}
-		res, err := Resolve(remote, h, trusted)
+		res, err := Resolve(remote, h, trusted, Forwarded)
 		checkInvariants(t, remote, trusted, res, err)
+
+		// Whatever Forwarded holds, the default source never reads it.
+		xres, xerr := Resolve(remote, h, trusted, XForwardedFor)
+		wantX, wantXErr := Resolve(remote, http.Header{"X-Forwarded-For": h["X-Forwarded-For"]}, trusted, XForwardedFor)
+		if xres != wantX || (xerr == nil) != (wantXErr == nil) {
+			t.Fatalf("X-Forwarded-For source read Forwarded: %+v, %v; without it %+v, %v", xres, xerr, wantX, wantXErr)
+		}
 
 		// Lines that parse on their own mean the same joined into one.
 		if err == nil && res.ViaProxy && fwd2 != "" {
 			joined := http.Header{"Forwarded": {fwd1 + ", " + fwd2}}
-			res2, err2 := Resolve(remote, joined, trusted)
+			res2, err2 := Resolve(remote, joined, trusted, Forwarded)
 			if err2 != nil && !errors.Is(err2, ErrHeaderTooLarge) || err2 == nil && res2 != res {
 				t.Fatalf("two lines: %+v; joined: %+v, %v", res, res2, err2)
 			}
@@ -185,7 +192,7 @@ func FuzzResolveXFF(f *testing.F) {
 			xfpLines = []string{xfp}
 			h["X-Forwarded-Proto"] = xfpLines
 		}
-		res, err := Resolve(remote, h, trusted)
+		res, err := Resolve(remote, h, trusted, XForwardedFor)
 		checkInvariants(t, remote, trusted, res, err)
 		if !trusted.Contains(remote) {
 			return
@@ -193,6 +200,115 @@ func FuzzResolveXFF(f *testing.F) {
 		want, wantErr := referenceXFF(remote.Unmap().WithZone(""), xff, xfpLines, trusted)
 		if res != want || (err == nil) != (wantErr == nil) || (err != nil && !errors.Is(err, wantErr)) {
 			t.Fatalf("Resolve() = %+v, %v; reference = %+v, %v", res, err, want, wantErr)
+		}
+	})
+}
+
+// referenceSingle is a plain model of the single-address header rules.
+func referenceSingle(remote netip.Addr, lines, xfp []string) (Result, error) {
+	res := Result{Client: remote, ViaProxy: true}
+	size := 0
+	for _, l := range append(append([]string(nil), lines...), xfp...) {
+		size += len(l) + 1
+	}
+	if size > MaxHeaderBytes {
+		return Result{}, ErrHeaderTooLarge
+	}
+	switch len(lines) {
+	case 0:
+	case 1:
+		v := strings.Trim(lines[0], " \t")
+		if strings.Contains(v, ",") {
+			return Result{}, ErrMalformed
+		}
+		a, ok := parseHostPort(v, false)
+		if !ok {
+			return Result{}, ErrMalformed
+		}
+		res.Client = a
+	default:
+		return Result{}, ErrMalformed
+	}
+	var protos []string
+	for _, item := range strings.Split(strings.Join(xfp, ","), ",") {
+		if item = strings.Trim(item, " \t"); item != "" {
+			protos = append(protos, item)
+		}
+	}
+	if len(protos) == 0 {
+		return res, nil
+	}
+	switch raw := strings.ToLower(protos[len(protos)-1]); raw {
+	case "http", "https", "ws", "wss":
+		res.Proto = raw
+		return res, nil
+	}
+	return Result{}, ErrInvalidProto
+}
+
+func FuzzResolveSingle(f *testing.F) {
+	for _, c := range append(append([]resolveCase(nil), singleCases...), untrustedCases...) {
+		f.Add(c.remote, c.realIP, "", strings.Join(c.xfp, ","), strings.Join(c.fwd, ","), strings.Join(c.xff, ","))
+	}
+	f.Add("10.0.0.1", "198.51.100.1", "198.51.100.2", "https", "for=6.6.6.6;proto=https", "6.6.6.7")
+	f.Add("10.0.0.1", "[::ffff:198.51.100.1]:80", "", " WS ,", "", "")
+	trusted := testTrusted(f)
+
+	f.Fuzz(func(t *testing.T, remoteS, ip1, ip2, xfp, fwd, xff string) {
+		remote, err := netip.ParseAddr(remoteS)
+		if err != nil {
+			return
+		}
+		h := http.Header{}
+		var lines, xfpLines []string
+		if ip1 != "" {
+			lines = append(lines, ip1)
+		}
+		if ip2 != "" {
+			lines = append(lines, ip2)
+		}
+		if lines != nil {
+			h["X-Real-Ip"] = lines
+		}
+		if xfp != "" {
+			xfpLines = []string{xfp}
+			h["X-Forwarded-Proto"] = xfpLines
+		}
+		if fwd != "" {
+			h["Forwarded"] = []string{fwd}
+		}
+		if xff != "" {
+			h["X-Forwarded-For"] = []string{xff}
+		}
+		res, err := Resolve(remote, h, trusted, realIP)
+		checkInvariants(t, remote, trusted, res, err)
+		if !trusted.Contains(remote) {
+			return
+		}
+		want, wantErr := referenceSingle(remote.Unmap().WithZone(""), lines, xfpLines)
+		if res != want || (err == nil) != (wantErr == nil) || (err != nil && !errors.Is(err, wantErr)) {
+			t.Fatalf("Resolve() = %+v, %v; reference = %+v, %v", res, err, want, wantErr)
+		}
+	})
+}
+
+func FuzzParseSource(f *testing.F) {
+	for _, n := range append(append([]string(nil), SourceNames...), "", "x-real-ip", "X-Forwarded-Proto", "X Real", "Host") {
+		f.Add(n)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		s, err := ParseSource(name)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidSource) {
+				t.Fatalf("ParseSource(%q) error %v wraps no ErrInvalidSource", name, err)
+			}
+			return
+		}
+		if !strings.EqualFold(s.String(), name) {
+			t.Fatalf("ParseSource(%q) = %s", name, s)
+		}
+		if s2, err := ParseSource(s.String()); err != nil || s2 != s {
+			t.Fatalf("ParseSource(%q) round trip = %v, %v", s.String(), s2, err)
 		}
 	})
 }

@@ -10,9 +10,8 @@ import (
 // Bounds on the forwarding headers of one request.
 const (
 	// MaxHeaderBytes caps the forwarding headers considered for one request:
-	// the lengths of every Forwarded line (or of every X-Forwarded-For and
-	// X-Forwarded-Proto line) plus one byte per line. More is
-	// [ErrHeaderTooLarge].
+	// the lengths of every line of the headers the Source reads, plus one
+	// byte per line. More is [ErrHeaderTooLarge].
 	MaxHeaderBytes = 8 << 10
 
 	// MaxHops caps the number of hops (Forwarded elements, or non-empty
@@ -53,28 +52,36 @@ func (r Result) SecureProto() bool {
 
 // ResolveRequest is [ParseRemoteAddr] of r.RemoteAddr followed by [Resolve]
 // with r.Header.
-func ResolveRequest(r *http.Request, trusted *Set) (Result, error) {
+func ResolveRequest(r *http.Request, trusted *Set, src Source) (Result, error) {
 	remote, err := ParseRemoteAddr(r.RemoteAddr)
 	if err != nil {
 		return Result{}, err
 	}
-	return Resolve(remote, r.Header, trusted)
+	return Resolve(remote, r.Header, trusted, src)
 }
 
 // Resolve determines the client behind the immediate peer remote, given the
-// request headers h and the trusted proxies.
+// request headers h, the trusted proxies, and the one header src those
+// proxies write.
 //
 // If remote is not in trusted (a nil or empty Set trusts nobody) the result
 // is remote itself with an empty Proto, and h is not read at all: spoofed or
 // malformed forwarding headers from an untrusted peer have no effect and
 // cause no error. This path does not allocate.
 //
-// If remote is trusted, the Forwarded header (RFC 7239) is used when present,
-// exclusively; otherwise X-Forwarded-For with X-Forwarded-Proto. X-Real-IP
-// is never used. Several lines of one header form one list, in order. Hops
-// are walked from right to left and trusted hops skipped; the first
-// untrusted hop is the client, and if every hop is trusted the left-most one
-// is. Without any hop the client is remote.
+// If remote is trusted, only the headers of src are read; every other
+// forwarding header is ignored, whatever it holds, because a proxy passes
+// the headers it does not write through from the client untouched:
+//
+//   - [XForwardedFor]: X-Forwarded-For and X-Forwarded-Proto.
+//   - [Forwarded]: the RFC 7239 Forwarded header alone.
+//   - A single-address header (X-Real-IP, CF-Connecting-IP, …): that header
+//     and X-Forwarded-Proto.
+//
+// Several lines of one header form one list, in order. Hops are walked
+// from right to left and trusted hops skipped; the first untrusted hop is
+// the client, and if every hop is trusted the left-most one is. Without
+// any hop the client is remote.
 //
 // Forwarded is parsed strictly: elements separated by ",", pairs by ";",
 // name=token or name="quoted-string", names case-insensitive, no repeated
@@ -91,10 +98,14 @@ func ResolveRequest(r *http.Request, trusted *Set) (Result, error) {
 // entry, else the entry at the client's index when it has as many entries as
 // X-Forwarded-For, else its right-most entry.
 //
+// A single-address header must be one line holding one IP address,
+// optionally with a port; with it, Proto is the right-most X-Forwarded-Proto
+// entry.
+//
 // A proto other than http, https, ws or wss (any case) is
 // [ErrInvalidProto]. Bounds are [MaxHeaderBytes] and [MaxHops]. On error the
 // Result is the zero value; an invalid remote is [ErrInvalidRemoteAddr].
-func Resolve(remote netip.Addr, h http.Header, trusted *Set) (Result, error) {
+func Resolve(remote netip.Addr, h http.Header, trusted *Set, src Source) (Result, error) {
 	if !remote.IsValid() {
 		return Result{}, ErrInvalidRemoteAddr
 	}
@@ -103,8 +114,14 @@ func Resolve(remote netip.Addr, h http.Header, trusted *Set) (Result, error) {
 		return Result{Client: remote}, nil
 	}
 	res := Result{Client: remote, ViaProxy: true}
-	if fwd := h["Forwarded"]; len(fwd) > 0 {
-		return resolveForwarded(res, fwd, trusted)
+	switch src.kind {
+	case kindForwarded:
+		if fwd := h["Forwarded"]; len(fwd) > 0 {
+			return resolveForwarded(res, fwd, trusted)
+		}
+		return res, nil
+	case kindSingle:
+		return resolveSingle(res, src.name, h[src.name], h["X-Forwarded-Proto"])
 	}
 	return resolveXFF(res, h["X-Forwarded-For"], h["X-Forwarded-Proto"], trusted)
 }

@@ -30,6 +30,7 @@ type resolveCase struct {
 	xff     []string // X-Forwarded-For lines
 	xfp     []string // X-Forwarded-Proto lines
 	realIP  string   // X-Real-IP
+	src     Source   // the header read from a trusted peer; zero: X-Forwarded-For
 	client  string   // wanted Client, when err is nil
 	proto   string   // wanted Proto
 	via     bool     // wanted ViaProxy
@@ -59,7 +60,7 @@ func runResolveCases(t *testing.T, cases []resolveCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			remote := netip.MustParseAddr(tc.remote)
-			got, err := Resolve(remote, tc.header(), trusted)
+			got, err := Resolve(remote, tc.header(), trusted, tc.src)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("Resolve() = %+v, %v; want error %v", got, err, tc.wantErr)
@@ -109,7 +110,15 @@ var untrustedCases = []resolveCase{
 // TestSpoofedXFF_UntrustedPeer: forwarding headers from a peer that is not a
 // trusted proxy are ignored, whatever they hold, and never cause an error.
 func TestSpoofedXFF_UntrustedPeer(t *testing.T) {
-	runResolveCases(t, untrustedCases)
+	for _, src := range allSources(t) {
+		t.Run(src.String(), func(t *testing.T) {
+			cases := append([]resolveCase(nil), untrustedCases...)
+			for i := range cases {
+				cases[i].src = src
+			}
+			runResolveCases(t, cases)
+		})
+	}
 
 	t.Run("nil and empty trusted sets trust nobody", func(t *testing.T) {
 		empty, _ := ParseSet(nil)
@@ -117,7 +126,7 @@ func TestSpoofedXFF_UntrustedPeer(t *testing.T) {
 		for _, s := range []*Set{nil, empty, {}} {
 			for _, remote := range []string{"10.0.0.1", "127.0.0.1", "::1"} {
 				a := netip.MustParseAddr(remote)
-				got, err := Resolve(a, h, s)
+				got, err := Resolve(a, h, s, Forwarded)
 				if err != nil || got != (Result{Client: a}) {
 					t.Errorf("Resolve(%s) with set %v = %+v, %v", a, s, got, err)
 				}
@@ -129,6 +138,9 @@ func TestSpoofedXFF_UntrustedPeer(t *testing.T) {
 var xffCases = []resolveCase{
 	{name: "no headers", remote: "10.0.0.1", client: "10.0.0.1", via: true},
 	{name: "X-Real-IP never used", remote: "10.0.0.1", realIP: "198.51.100.1", client: "10.0.0.1", via: true},
+	{name: "Forwarded ignored", remote: "10.0.0.1", fwd: []string{"for=6.6.6.6;proto=https"}, client: "10.0.0.1", via: true},
+	{name: "Forwarded ignored beside XFF", remote: "10.0.0.1", fwd: []string{"for=6.6.6.6;proto=https"}, xff: []string{"198.51.100.1"}, xfp: []string{"http"}, client: "198.51.100.1", proto: "http", via: true},
+	{name: "malformed Forwarded ignored", remote: "10.0.0.1", fwd: []string{`for="garbage`}, xff: []string{"198.51.100.1"}, client: "198.51.100.1", via: true},
 	{name: "one hop", remote: "10.0.0.1", xff: []string{"198.51.100.1"}, client: "198.51.100.1", via: true},
 	{name: "rightmost untrusted with several trusted proxies", remote: "10.0.0.1",
 		xff: []string{"6.6.6.6, 198.51.100.1, 10.0.0.2, 192.168.1.1"}, client: "198.51.100.1", via: true},
@@ -185,8 +197,9 @@ func TestResolve_XForwardedFor(t *testing.T) {
 
 var forwardedCases = []resolveCase{
 	{name: "one element", remote: "10.0.0.1", fwd: []string{"for=198.51.100.7"}, client: "198.51.100.7", via: true},
-	{name: "precedence over XFF", remote: "10.0.0.1", fwd: []string{"for=198.51.100.7"}, xff: []string{"6.6.6.6"}, xfp: []string{"http"}, client: "198.51.100.7", via: true},
+	{name: "XFF and XFP ignored", remote: "10.0.0.1", fwd: []string{"for=198.51.100.7"}, xff: []string{"6.6.6.6"}, xfp: []string{"https"}, client: "198.51.100.7", via: true},
 	{name: "exclusive even when malformed", remote: "10.0.0.1", fwd: []string{"for="}, xff: []string{"198.51.100.1"}, wantErr: ErrMalformed},
+	{name: "absent: the peer, whatever XFF says", remote: "10.0.0.1", xff: []string{"6.6.6.6"}, xfp: []string{"https"}, realIP: "6.6.6.7", client: "10.0.0.1", via: true},
 	{name: "proto", remote: "10.0.0.1", fwd: []string{"for=198.51.100.7;proto=https"}, client: "198.51.100.7", proto: "https", via: true},
 	{name: "quoted proto uppercase", remote: "10.0.0.1", fwd: []string{`for=198.51.100.7;proto="HTTP"`}, client: "198.51.100.7", proto: "http", via: true},
 	{name: "names case-insensitive", remote: "10.0.0.1", fwd: []string{"For=198.51.100.7;PROTO=https;By=10.0.0.1;HOST=example.com"}, client: "198.51.100.7", proto: "https", via: true},
@@ -268,11 +281,118 @@ var forwardedCases = []resolveCase{
 }
 
 func TestResolve_Forwarded(t *testing.T) {
-	runResolveCases(t, forwardedCases)
+	cases := append([]resolveCase(nil), forwardedCases...)
+	for i := range cases {
+		cases[i].src = Forwarded
+	}
+	runResolveCases(t, cases)
+}
+
+var realIP = mustSource("X-Real-IP")
+
+func mustSource(name string) Source {
+	s, err := ParseSource(name)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// allSources is one Source of each kind.
+func allSources(tb testing.TB) []Source {
+	tb.Helper()
+	return []Source{XForwardedFor, Forwarded, realIP}
+}
+
+var singleCases = []resolveCase{
+	{name: "one address", remote: "10.0.0.1", realIP: "198.51.100.1", client: "198.51.100.1", via: true, src: realIP},
+	{name: "with port", remote: "10.0.0.1", realIP: "198.51.100.1:4711", client: "198.51.100.1", via: true, src: realIP},
+	{name: "v6", remote: "10.0.0.1", realIP: "2001:db8::7", client: "2001:db8::7", via: true, src: realIP},
+	{name: "bracketed v6 with port", remote: "10.0.0.1", realIP: "[2001:db8::7]:80", client: "2001:db8::7", via: true, src: realIP},
+	{name: "a trusted address is still the client", remote: "10.0.0.1", realIP: "10.0.0.9", client: "10.0.0.9", via: true, src: realIP},
+	{name: "absent: the peer", remote: "10.0.0.1", xff: []string{"6.6.6.6"}, fwd: []string{"for=6.6.6.7"}, client: "10.0.0.1", via: true, src: realIP},
+	{name: "XFF and Forwarded ignored", remote: "10.0.0.1", realIP: "198.51.100.1", xff: []string{"6.6.6.6"}, fwd: []string{"for=6.6.6.7;proto=https"}, client: "198.51.100.1", via: true, src: realIP},
+	{name: "scheme from the right-most XFP", remote: "10.0.0.1", realIP: "198.51.100.1", xfp: []string{"https, http"}, client: "198.51.100.1", proto: "http", via: true, src: realIP},
+	{name: "XFP without the header", remote: "10.0.0.1", xfp: []string{"HTTPS"}, client: "10.0.0.1", proto: "https", via: true, src: realIP},
+	{name: "list refused", remote: "10.0.0.1", realIP: "6.6.6.6, 198.51.100.1", wantErr: ErrMalformed, src: realIP},
+	{name: "not an address", remote: "10.0.0.1", realIP: "unknown", wantErr: ErrMalformed, src: realIP},
+	{name: "empty", remote: "10.0.0.1", realIP: " ", wantErr: ErrMalformed, src: realIP},
+	{name: "zoned", remote: "10.0.0.1", realIP: "fe80::1%eth0", wantErr: ErrMalformed, src: realIP},
+	{name: "bad XFP", remote: "10.0.0.1", realIP: "198.51.100.1", xfp: []string{"gopher"}, wantErr: ErrInvalidProto, src: realIP},
+	{name: "oversized", remote: "10.0.0.1", realIP: strings.Repeat(" ", MaxHeaderBytes) + "198.51.100.1", wantErr: ErrHeaderTooLarge, src: realIP},
+}
+
+func TestResolve_SingleAddressHeader(t *testing.T) {
+	runResolveCases(t, singleCases)
+	t.Run("sent twice", func(t *testing.T) {
+		h := http.Header{"X-Real-Ip": {"198.51.100.1", "198.51.100.2"}}
+		if _, err := Resolve(netip.MustParseAddr("10.0.0.1"), h, testTrusted(t), realIP); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("two X-Real-IP lines: err %v, want ErrMalformed", err)
+		}
+	})
+	t.Run("CF-Connecting-IP", func(t *testing.T) {
+		h := http.Header{"Cf-Connecting-Ip": {"198.51.100.3"}, "X-Real-Ip": {"6.6.6.6"}}
+		got, err := Resolve(netip.MustParseAddr("10.0.0.1"), h, testTrusted(t), mustSource("cf-connecting-ip"))
+		if err != nil || got.Client != netip.MustParseAddr("198.51.100.3") {
+			t.Fatalf("Resolve() = %+v, %v; want 198.51.100.3", got, err)
+		}
+	})
+}
+
+func TestParseSource(t *testing.T) {
+	for name, want := range map[string]string{
+		"X-Forwarded-For": "X-Forwarded-For", "x-forwarded-for": "X-Forwarded-For",
+		"Forwarded": "Forwarded", "FORWARDED": "Forwarded",
+		"X-Real-IP": "X-Real-IP", "x-real-ip": "X-Real-IP",
+		"CF-Connecting-IP": "CF-Connecting-IP", "True-Client-IP": "True-Client-IP", "Fastly-Client-IP": "Fastly-Client-IP",
+	} {
+		s, err := ParseSource(name)
+		if err != nil || s.String() != want {
+			t.Errorf("ParseSource(%q) = %v, %v; want %s", name, s, err, want)
+		}
+	}
+	if s, _ := ParseSource("x-forwarded-for"); s != XForwardedFor {
+		t.Error("X-Forwarded-For is not the zero Source")
+	}
+	for _, name := range []string{"", " ", "X-Forwarded-For ", "X-Forwarded-Proto", "X-Client-IP", "Host", "X Real IP", "X-Real-IP:"} {
+		if _, err := ParseSource(name); !errors.Is(err, ErrInvalidSource) {
+			t.Errorf("ParseSource(%q) error = %v, want ErrInvalidSource", name, err)
+		}
+	}
+}
+
+func TestSource_Hints(t *testing.T) {
+	h := http.Header{"Forwarded": {"for=6.6.6.6"}, "X-Forwarded-Proto": {"https"}, "X-Real-Ip": {"6.6.6.6"}, "Cookie": {"a=b"}}
+	if got := fmt.Sprint(PresentHeaders(h)); got != "[Forwarded X-Forwarded-Proto X-Real-Ip]" {
+		t.Errorf("PresentHeaders = %s", got)
+	}
+	if got := fmt.Sprint(XForwardedFor.IgnoredHeaders(h)); got != "[Forwarded X-Real-Ip]" {
+		t.Errorf("XForwardedFor.IgnoredHeaders = %s", got)
+	}
+	if got := fmt.Sprint(Forwarded.IgnoredHeaders(h)); got != "[X-Forwarded-Proto X-Real-Ip]" {
+		t.Errorf("Forwarded.IgnoredHeaders = %s", got)
+	}
+	if got := fmt.Sprint(realIP.IgnoredHeaders(h)); got != "[Forwarded]" {
+		t.Errorf("X-Real-IP IgnoredHeaders = %s", got)
+	}
+}
+
+func TestContainsPublic(t *testing.T) {
+	for p, want := range map[string]bool{
+		"127.0.0.1/32": false, "10.0.0.0/8": false, "10.1.0.0/16": false, "172.16.0.0/12": false, "192.168.1.0/24": false,
+		"100.64.0.0/10": false, "169.254.0.0/16": false, "::1/128": false, "fd00::/8": false, "fe80::/64": false,
+		"::ffff:10.0.0.0/104": false,
+		"0.0.0.0/0":           true, "::/0": true, "8.0.0.0/7": true, "10.0.0.0/7": true, "172.0.0.0/8": true, "203.0.113.0/24": true,
+		"2001:db8::/32": true, "::ffff:0:0/96": true, "1.1.1.1/32": true,
+	} {
+		if got := ContainsPublic(netip.MustParsePrefix(p)); got != want {
+			t.Errorf("ContainsPublic(%s) = %v, want %v", p, got, want)
+		}
+	}
 }
 
 func TestResolve_InvalidRemote(t *testing.T) {
-	_, err := Resolve(netip.Addr{}, http.Header{}, testTrusted(t))
+	_, err := Resolve(netip.Addr{}, http.Header{}, testTrusted(t), XForwardedFor)
 	if !errors.Is(err, ErrInvalidRemoteAddr) {
 		t.Errorf("Resolve(invalid) error = %v, want ErrInvalidRemoteAddr", err)
 	}
@@ -280,7 +400,7 @@ func TestResolve_InvalidRemote(t *testing.T) {
 
 func TestResolve_NilHeader(t *testing.T) {
 	remote := netip.MustParseAddr("10.0.0.1")
-	got, err := Resolve(remote, nil, testTrusted(t))
+	got, err := Resolve(remote, nil, testTrusted(t), Forwarded)
 	if want := (Result{Client: remote, ViaProxy: true}); err != nil || got != want {
 		t.Errorf("Resolve(nil header) = %+v, %v; want %+v", got, err, want)
 	}
@@ -296,7 +416,7 @@ func TestResolve_TrustedMappedRemote(t *testing.T) {
 		}
 		for _, remote := range []string{"10.1.2.3", "::ffff:10.1.2.3"} {
 			h := http.Header{"X-Forwarded-For": {"198.51.100.1"}}
-			got, err := Resolve(netip.MustParseAddr(remote), h, s)
+			got, err := Resolve(netip.MustParseAddr(remote), h, s, XForwardedFor)
 			want := Result{Client: netip.MustParseAddr("198.51.100.1"), ViaProxy: true}
 			if err != nil || got != want {
 				t.Errorf("trusted %s, remote %s: Resolve() = %+v, %v; want %+v", entry, remote, got, err, want)
@@ -311,7 +431,7 @@ func TestResolveRequest(t *testing.T) {
 	r.RemoteAddr = "10.0.0.1:40000"
 	r.Header.Set("X-Forwarded-For", "198.51.100.1")
 	r.Header.Set("X-Forwarded-Proto", "https")
-	got, err := ResolveRequest(r, trusted)
+	got, err := ResolveRequest(r, trusted, XForwardedFor)
 	want := Result{Client: netip.MustParseAddr("198.51.100.1"), Proto: "https", ViaProxy: true}
 	if err != nil || got != want {
 		t.Errorf("ResolveRequest() = %+v, %v; want %+v", got, err, want)
@@ -321,7 +441,7 @@ func TestResolveRequest(t *testing.T) {
 	}
 
 	r.RemoteAddr = "@"
-	if _, err := ResolveRequest(r, trusted); !errors.Is(err, ErrInvalidRemoteAddr) {
+	if _, err := ResolveRequest(r, trusted, XForwardedFor); !errors.Is(err, ErrInvalidRemoteAddr) {
 		t.Errorf("ResolveRequest(RemoteAddr=@) error = %v, want ErrInvalidRemoteAddr", err)
 	}
 }
@@ -338,19 +458,26 @@ func TestResolve_UntrustedNoAlloc(t *testing.T) {
 	trusted := testTrusted(t)
 	h := http.Header{"X-Forwarded-For": {"1.2.3.4"}, "Forwarded": {"for=1.2.3.4"}}
 	remote := netip.MustParseAddr("203.0.113.9")
-	if n := testing.AllocsPerRun(100, func() { _, _ = Resolve(remote, h, trusted) }); n != 0 {
-		t.Errorf("Resolve with an untrusted peer allocates %v times per run", n)
+	for _, src := range allSources(t) {
+		if n := testing.AllocsPerRun(100, func() { _, _ = Resolve(remote, h, trusted, src) }); n != 0 {
+			t.Errorf("Resolve(%v) with an untrusted peer allocates %v times per run", src, n)
+		}
 	}
 }
 
 func TestResolve_TrustedChainNoAlloc(t *testing.T) {
 	trusted := testTrusted(t)
 	remote := netip.MustParseAddr("10.0.0.1")
-	for _, h := range []http.Header{
-		{"X-Forwarded-For": {"198.51.100.1, 10.0.0.2, 192.168.0.3"}, "X-Forwarded-Proto": {"https"}},
-		{"Forwarded": {`for=198.51.100.1;proto=https, for="[2001:db8:1::2]:80", for=192.168.0.3`}},
+	for _, tc := range []struct {
+		h   http.Header
+		src Source
+	}{
+		{http.Header{"X-Forwarded-For": {"198.51.100.1, 10.0.0.2, 192.168.0.3"}, "X-Forwarded-Proto": {"https"}}, XForwardedFor},
+		{http.Header{"Forwarded": {`for=198.51.100.1;proto=https, for="[2001:db8:1::2]:80", for=192.168.0.3`}}, Forwarded},
+		{http.Header{"X-Real-Ip": {"198.51.100.1"}, "X-Forwarded-Proto": {"https"}}, realIP},
 	} {
-		if n := testing.AllocsPerRun(100, func() { _, _ = Resolve(remote, h, trusted) }); n != 0 {
+		h := tc.h
+		if n := testing.AllocsPerRun(100, func() { _, _ = Resolve(remote, h, trusted, tc.src) }); n != 0 {
 			t.Errorf("Resolve(%v) allocates %v times per run", h, n)
 		}
 	}
@@ -365,6 +492,14 @@ func worstCaseHeaders() []http.Header {
 	}
 }
 
+// sourceFor is the Source that reads h: Forwarded when h has it.
+func sourceFor(h http.Header) Source {
+	if _, ok := h["Forwarded"]; ok {
+		return Forwarded
+	}
+	return XForwardedFor
+}
+
 // TestResolve_WorstCaseAllocs: the worst-case headers resolve with a small,
 // fixed number of allocations, whatever their length (their speed is
 // measured by BenchmarkResolve_WorstCase, not asserted here).
@@ -372,7 +507,7 @@ func TestResolve_WorstCaseAllocs(t *testing.T) {
 	trusted := testTrusted(t)
 	remote := netip.MustParseAddr("10.0.0.1")
 	for i, h := range worstCaseHeaders() {
-		if n := testing.AllocsPerRun(20, func() { _, _ = Resolve(remote, h, trusted) }); n > 4 {
+		if n := testing.AllocsPerRun(20, func() { _, _ = Resolve(remote, h, trusted, sourceFor(h)) }); n > 4 {
 			t.Errorf("input %d: %v allocations per Resolve", i, n)
 		}
 	}

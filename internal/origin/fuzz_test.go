@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -144,6 +145,51 @@ func FuzzMatch(f *testing.F) {
 		}
 		if got && !utf8.ValidString(o.Host) {
 			t.Fatal("matched a non-UTF-8 host")
+		}
+	})
+}
+
+func FuzzParseHostPattern(f *testing.F) {
+	for _, tc := range hostCases {
+		f.Add(tc.pattern, tc.host, tc.tls)
+	}
+	f.Add("*.example.com:8080", "a.example.com:8080", false)
+	f.Fuzz(func(t *testing.T, s, host string, tls bool) {
+		p, err := ParseHostPattern(s)
+		if err != nil {
+			if p != (HostPattern{}) {
+				t.Fatalf("ParseHostPattern(%q) returned %#v with error %v", s, p, err)
+			}
+		} else {
+			str := p.String()
+			q, err := ParseHostPattern(str)
+			if err != nil || q != p {
+				t.Fatalf("ParseHostPattern(%q) = %#v; re-parse of %q = %#v, %v", s, p, str, q, err)
+			}
+		}
+		o, err := RequestOrigin(host, tls)
+		if err != nil {
+			if o != (Origin{}) {
+				t.Fatalf("RequestOrigin(%q) returned %#v with error %v", host, o, err)
+			}
+			return
+		}
+		// A request origin is a valid origin, and its own host (with its
+		// port) is a pattern that matches it.
+		back, err := ParseOrigin(o.String())
+		if err != nil || back != o {
+			t.Fatalf("RequestOrigin(%q) = %#v; ParseOrigin(%q) = %#v, %v", host, o, o.String(), back, err)
+		}
+		h := o.Host
+		if strings.Contains(h, ":") {
+			h = "[" + h + "]"
+		}
+		self, err := ParseHostPattern(h + ":" + strconv.Itoa(int(o.Port)))
+		if err != nil || !self.Match(o) {
+			t.Fatalf("the request's own host does not match it: %q, %v", host, err)
+		}
+		if p.Match(o) && !p.anyScheme && p.p.scheme != o.Scheme {
+			t.Fatalf("%q matched %q across schemes", s, host)
 		}
 	})
 }
