@@ -33,9 +33,13 @@
 // messages per second). Each relaxation is a loudly named option, and New
 // logs a warning for the dangerous ones.
 //
-// Forwarding headers (X-Forwarded-For, X-Forwarded-Proto, Forwarded) are
-// ignored unless the peer is inside WithTrustedProxies; then the client is
-// the right-most address that is not a trusted proxy.
+// Forwarding headers are ignored unless the peer is inside
+// WithTrustedProxies. From a trusted proxy only the header named by
+// WithClientIPHeader is read (X-Forwarded-For with X-Forwarded-Proto by
+// default; Forwarded only when named); the client is the right-most
+// address in it that is not a trusted proxy. Over plain ws://, a
+// same-origin handshake needs an IP literal or "localhost" as Host unless
+// WithHosts lists the names served (DNS rebinding).
 //
 // Token algorithms come from the keys: an RSA or EC public key never
 // verifies an HMAC token, "none" is never accepted, and tokens that embed

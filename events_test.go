@@ -183,6 +183,12 @@ func TestEvents_EveryRefusal(t *testing.T) {
 			e.fixture(t, nil)
 			e.refused(t, bearer("null", e.token(t, claims{})), 403, "origin_null")
 		}},
+		{name: "host_not_allowed (403)", want: handshake("host_not_allowed"), drive: func(t *testing.T) {
+			e.fixture(t, nil, WithHosts("app.example.test:8080"))
+			h := bearer("http://rebind.attacker.example:8080", e.token(t, claims{}))
+			h.Set("Host", "rebind.attacker.example:8080")
+			e.refused(t, h, 403, "host_not_allowed")
+		}},
 		{name: "origin_not_allowed (403)", want: handshake("origin_not_allowed"), drive: func(t *testing.T) {
 			e.fixture(t, nil)
 			e.refused(t, bearer("https://attacker.example", e.token(t, claims{})), 403, "origin_not_allowed")

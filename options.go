@@ -352,9 +352,10 @@ func WithTrustedProxies(cidrs ...string) Option {
 //     "http-request set-header X-Forwarded-Proto https if { ssl_fc }" and
 //     "http-request set-header X-Forwarded-Proto http if !{ ssl_fc }".
 //     Traefik, Envoy and the cloud load balancers write it too.
-//   - "Forwarded": RFC 7239, exclusively, with the scheme from its proto=
-//     (nginx: proxy_set_header Forwarded "for=...;proto=$scheme"; HAProxy
-//     2.2+: option forwarded proto).
+//   - "Forwarded": RFC 7239, exclusively, with the scheme from its
+//     proto=, for a proxy that appends its own element to it (for= and
+//     proto=). Neither nginx 1.22 nor HAProxy 2.6 writes it with the
+//     recipes above: they pass a client's Forwarded through untouched.
 //   - "X-Real-IP", "CF-Connecting-IP", "True-Client-IP" or
 //     "Fastly-Client-IP": one address that the proxy overwrites (nginx:
 //     "proxy_set_header X-Real-IP $remote_addr;"), with the scheme from
