@@ -352,6 +352,27 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 		c.enqueue(pongFrame(env.ID))
 		return nil, nil
 	}
+	// Every message names its channel unless its action is channel-free,
+	// and carries the scopes its action requires: nothing passes the
+	// channel rules by leaving the channel out.
+	if len(env.Channel) == 0 && !reg.channelFree {
+		ev := Event{Reason: "invalid_message", Detail: "channel required", Action: action}
+		if !g.cfg.reportOnly[GuardChannel] {
+			c.deny(env.ID, envelope.CodeInvalidMessage, "channel required", ev, true)
+			return nil, c.closedErr()
+		}
+		c.reportOnly(ev)
+	}
+	if len(reg.scopes) > 0 {
+		if why := authorizeAction(reg, c.Principal()); why != "" {
+			ev := Event{Reason: "forbidden", Detail: why, Action: action, Channel: string(env.Channel)}
+			if !g.cfg.reportOnly[GuardChannel] {
+				c.deny(env.ID, "forbidden", "forbidden", ev, true)
+				return nil, c.closedErr()
+			}
+			c.reportOnly(ev)
+		}
+	}
 	// One allocation holds the Message and its decoded payload value (a
 	// *T into it becomes Data).
 	m, val := reg.newMessage()

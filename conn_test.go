@@ -52,8 +52,8 @@ func connBaseOptions(extra ...Option) []Option {
 	return append([]Option{
 		WithInsecureTransport(),
 		WithHMACKey(testKey),
-		WithAction[markerPayload]("marker"),
-		WithAction[sayPayload]("say"),
+		WithAction[markerPayload]("marker", ChannelFree()),
+		WithAction[sayPayload]("say", ChannelFree()),
 		WithAction[publishPayload]("publish"),
 		WithAction[subscribePayload]("subscribe"),
 		WithChannelRules(ChannelRule{Pattern: "tenant:{tenant}:orders", Read: "orders:read", Write: "orders:write"}),
@@ -1045,7 +1045,7 @@ func TestHandler_ServePanics(t *testing.T) {
 		if _, err := c.ReadMessage(ctx); err == nil {
 			panic("application bug")
 		}
-	}, WithHMACKey(testKey), WithInsecureTransport(), WithAction[struct{}]("say"))
+	}, WithHMACKey(testKey), WithInsecureTransport(), WithAction[struct{}]("say", ChannelFree()))
 	ws, st, err := f.dial(f.headers(mint(t, claims{})))
 	if err != nil {
 		t.Fatalf("dial: %d %v", st, err)

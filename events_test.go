@@ -360,18 +360,18 @@ func TestEvents_EveryRefusal(t *testing.T) {
 		}},
 		{name: "rate_limited", want: message("rate_limited"), drive: func(t *testing.T) {
 			frozen := time.Now()
-			c := e.client(t, e.harness(t, WithMessageRate(1, 1), WithClock(func() time.Time { return frozen })), "")
+			c := e.client(t, e.harness(t, WithMessageRate(1, 1), WithClock(func() time.Time { return frozen })), "orders:write")
 			for i := range 2 {
-				c.sendText(`{"action":"publish","id":"r` + string(rune('0'+i)) + `","payload":{"body":"` + evMarker + `"}}`)
+				c.sendText(`{"action":"publish","channel":"tenant:acme:orders","id":"r` + string(rune('0'+i)) + `","payload":{"body":"` + evMarker + `"}}`)
 			}
 			c.expectFrame(wireFrame{Action: "ack", ID: "r0"})
 			c.expectError("rate_limited", "")
 		}},
 		{name: "rate_abuse (1013)", want: message("rate_abuse"), drive: func(t *testing.T) {
 			frozen := time.Now()
-			c := e.client(t, e.harness(t, WithMessageRate(1, 1), WithDenialLimit(2), WithClock(func() time.Time { return frozen })), "")
+			c := e.client(t, e.harness(t, WithMessageRate(1, 1), WithDenialLimit(2), WithClock(func() time.Time { return frozen })), "orders:write")
 			for range 3 {
-				c.sendText(`{"action":"publish","payload":{"body":"` + evMarker + `"}}`)
+				c.sendText(`{"action":"publish","channel":"tenant:acme:orders","payload":{"body":"` + evMarker + `"}}`)
 			}
 			c.expectFrame(wireFrame{Action: "ack"})
 			c.expectError("rate_limited", "")
