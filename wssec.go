@@ -424,10 +424,20 @@ func isToken(s string) bool {
 // status and never reaches next. An accepted one reaches next with the
 // Principal in its context (PrincipalFrom); next then calls Upgrade. If
 // next returns without upgrading, the slots the request held are released.
+//
+// A request is guarded once per Guard: when this Guard's Wrap already
+// accepted it (r.Use(g.Wrap) in front of g.Handler, or Wrap twice), a
+// later Wrap, Handler or Upgrade of the same Guard reuses that result —
+// one handshake-rate token, one connection slot — instead of guarding
+// again.
 func (g *Guard) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isUpgrade(r) {
 			next.ServeHTTP(w, r)
+			return
+		}
+		if hs := g.handshakeFrom(r); hs != nil && !hs.consumed.Load() {
+			next.ServeHTTP(w, r) // an outer Wrap guarded it and owns its lease
 			return
 		}
 		hs, ref := g.guard(w, r)
@@ -467,7 +477,8 @@ func (g *Guard) guard(w http.ResponseWriter, r *http.Request) (*handshake, *refu
 
 // Upgrade upgrades an accepted request to a secured Conn. If Wrap did not
 // guard the request, Upgrade runs every guard itself first, so no path
-// skips a check. On refusal it has already answered the client and returns
+// skips a check; if it did, Upgrade reuses that result and guards nothing
+// twice. On refusal it has already answered the client and returns
 // the refusal (matching one of the sentinel errors).
 func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	hs := g.handshakeFrom(r)
@@ -513,7 +524,8 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 
 // Handler guards the endpoint, upgrades accepted requests and runs serve
 // with a context that carries the Principal and ends when the connection
-// does. When serve returns, the connection is closed normally (1000); if
+// does. Behind this Guard's Wrap (r.Use(g.Wrap) in chi) it does not guard
+// again: one handshake costs one rate token and one connection slot. When serve returns, the connection is closed normally (1000); if
 // serve panics, the panic is logged and the connection closed with 1011.
 //
 // serve runs on a goroutine of its own and the HTTP handler returns right
