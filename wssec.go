@@ -223,16 +223,16 @@ func New(opts ...Option) (*Guard, error) {
 			RefreshInterval: c.jwksRefresh,
 			Now:             c.now,
 			OnError: func(err error) {
-				g.emit(context.Background(), Event{Kind: EventConfigWarning, Reason: "jwks_refresh_failed", Detail: err.Error()})
+				g.emit(context.Background(), Event{Kind: EventConfigWarning, Reason: "jwks_refresh_failed", Detail: scrubURL(err.Error(), c.jwksURL)})
 			},
 		})
 		if err != nil {
-			return nil, &ConfigError{Option: "WithJWKS", Value: redactURL(c.jwksURL), Reason: err.Error()}
+			return nil, &ConfigError{Option: "WithJWKS", Value: redactURL(c.jwksURL), Reason: scrubURL(err.Error(), c.jwksURL)}
 		}
 		g.ver.dyn = &jwksRing{f: f}
 		if _, err := g.ver.dyn.current(); err != nil {
 			f.Close()
-			return nil, &ConfigError{Option: "WithJWKS", Value: redactURL(c.jwksURL), Reason: err.Error()}
+			return nil, &ConfigError{Option: "WithJWKS", Value: redactURL(c.jwksURL), Reason: scrubURL(err.Error(), c.jwksURL)}
 		}
 	}
 
@@ -401,11 +401,36 @@ func checkJWKSURL(s string) error {
 // redactURL shows a URL in an error without its credentials: no userinfo,
 // no query, no fragment.
 func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return "(unparseable URL)"
+	r := jwks.Redact(s)
+	if r == "(unparseable URL)" {
+		return r
 	}
-	return fmt.Sprintf("%q", u.Scheme+"://"+u.Host+u.EscapedPath())
+	return fmt.Sprintf("%q", r)
+}
+
+// scrubURL removes from msg, an error text about raw, every part of raw
+// that may hold a secret — its userinfo, query and fragment — in whatever
+// form it appears (internal/jwks already redacts net/http's *url.Error;
+// this is the backstop for any other error that quotes the URL).
+func scrubURL(msg, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return strings.ReplaceAll(msg, raw, "(URL)")
+	}
+	red := jwks.Redact(raw)
+	msg = strings.ReplaceAll(msg, raw, red)
+	msg = strings.ReplaceAll(msg, u.String(), red)
+	var parts []string
+	if u.User != nil {
+		parts = append(parts, u.User.String())
+	}
+	parts = append(parts, u.RawQuery, u.Query().Encode(), u.Fragment, u.EscapedFragment())
+	for _, p := range parts {
+		if p != "" {
+			msg = strings.ReplaceAll(msg, p, "REDACTED")
+		}
+	}
+	return msg
 }
 
 // isToken reports whether s is an RFC 7230 token.
