@@ -522,7 +522,7 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 		}
 		owned = true
 	}
-	ws, err := g.upg.Upgrade(w, r, nil)
+	ws, err := g.upg.Upgrade(reasonWriter{w}, r, nil)
 	if err != nil {
 		if owned {
 			hs.lease.release()
