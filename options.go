@@ -416,7 +416,9 @@ func WithSendQueue(n int) Option {
 // which the channel rules then authorize; a message without one is refused
 // with invalid_message. opts change that per action: ChannelFree for an
 // action that is not about a channel, RequireScope for a scope every
-// message of the action needs. See ActionOption.
+// message of the action needs. See ActionOption. Both checks belong to
+// the channel guard: WithReportOnly(GuardChannel) reports them instead of
+// refusing.
 func WithAction[T any](action string, opts ...ActionOption) Option {
 	t := reflect.TypeFor[T]()
 	var ac actionConfig
