@@ -110,3 +110,13 @@ func TestChannelBypass_ConfigErrors(t *testing.T) {
 		g.Close()
 	}
 }
+
+// TestChannelBypass_ReportOnly: during a rollout, WithReportOnly
+// (GuardChannel) lets a channel-less message through and reports it.
+func TestChannelBypass_ReportOnly(t *testing.T) {
+	h := newConnHarness(t, WithReportOnly(GuardChannel))
+	c := h.dialClient(t, "", false)
+	c.sendText(`{"action":"publish","id":"p1","payload":{"body":"x"}}`)
+	c.expectFrame(wireFrame{Action: "ack", ID: "p1"})
+	eventually(t, "a report_only event", func() bool { return h.events.has(EventReportOnly, "invalid_message") })
+}
