@@ -196,7 +196,7 @@ func (m *messageRules) authorizeChannel(channel, action string, p *Principal) (r
 			continue
 		}
 		scope := cr.rule.Write
-		if action == "subscribe" || action == "unsubscribe" {
+		if action == actionSubscribe || action == actionUnsubscribe {
 			scope = cr.rule.Read
 		}
 		if scope != "" && !p.HasScope(scope) {
@@ -205,4 +205,15 @@ func (m *messageRules) authorizeChannel(channel, action string, p *Principal) (r
 		return cr.rule.Pattern, ""
 	}
 	return "", "no channel rule matches"
+}
+
+// authorizeAction checks the scopes that r's action requires of every
+// message (RequireScope). It returns a reason for the log, "" if allowed.
+func authorizeAction(r *registered, p *Principal) string {
+	for _, s := range r.scopes {
+		if !p.HasScope(s) {
+			return "missing scope " + s + " for action " + r.name
+		}
+	}
+	return ""
 }

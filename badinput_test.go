@@ -160,7 +160,7 @@ func TestConn_Deny_CountsTowardTheLimit(t *testing.T) {
 			}
 			c.Deny(m, "forbidden", "not today")
 		}
-	}, WithHMACKey(testKey), WithInsecureTransport(), WithDenialLimit(2), WithAction[struct{}]("poke"))
+	}, WithHMACKey(testKey), WithInsecureTransport(), WithDenialLimit(2), WithAction[struct{}]("poke", ChannelFree()))
 	ws, _, err := f.dial(f.headers(mint(t, claims{})))
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,14 @@
 package wssec
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,7 +80,7 @@ type Conn struct {
 	readMu  sync.Mutex // one reader at a time; guards the fields below
 	buf     []byte     // reused read buffer, while small
 	env     envelope.Envelope
-	probe   envelope.Envelope // re-parses a refused message without schemas
+	probe   envelope.Envelope // the id and action salvaged from a refused message
 	tat     int64             // message-rate state (GCRA)
 	limited int               // rate-limited messages since the last accepted one
 	pingTat atomic.Int64
@@ -114,8 +116,10 @@ func (g *Guard) newConn(ws *websocket.Conn, hs *handshake) *Conn {
 	g.wg.Add(1)
 	g.mu.Unlock()
 
-	// The wire limit stops a large frame before it is buffered; the
-	// bounded reader in ReadMessage also caps the decompressed size.
+	// The wire limit stops a frame whose header declares too much before
+	// any of it is read (gorilla's close frame then gets its reason from
+	// reasonConn); the bounded reader in ReadMessage also caps the
+	// decompressed size.
 	ws.SetReadLimit(g.cfg.maxMessageSize)
 	ws.SetPongHandler(func(string) error {
 		return ws.SetReadDeadline(time.Now().Add(g.cfg.idleTimeout))
@@ -303,14 +307,18 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 				c.closeWith(CloseTryAgainLater, "message rate exceeded", false)
 				return nil, c.closedErr()
 			}
-			c.deny(nil, "rate_limited", "rate limit exceeded", Event{Reason: "rate_limited"}, false)
+			// Echo the id, so a client waiting on it learns its request
+			// was dropped; finding it is one linear look at the frame.
+			envelope.Salvage(data, g.msg.limits, &c.probe)
+			c.deny(c.probe.ID, "rate_limited", "rate limit exceeded", Event{Reason: "rate_limited"}, false)
 			return nil, nil
 		}
 	}
 	c.limited = 0
 
 	if mt != websocket.TextMessage && !g.cfg.binary {
-		c.deny(nil, envelope.CodeInvalidMessage, "binary frames are not accepted", Event{Reason: "binary_frame"}, true)
+		envelope.Salvage(data, g.msg.limits, &c.probe)
+		c.deny(c.probe.ID, envelope.CodeInvalidMessage, "binary frames are not accepted", Event{Reason: "binary_frame"}, true)
 		return nil, c.closedErr()
 	}
 
@@ -328,18 +336,17 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 		if !errors.As(err, &ee) {
 			ee = envelope.ErrInvalidJSON
 		}
-		reason := "invalid_message"
+		// Keep the error-frame contract: a well-formed message whose
+		// action is not registered is unknown_action whatever else it
+		// holds, and the client's id is echoed whenever the frame held
+		// one well-formed id. (Refusals are bounded by the rate and
+		// denial limits, so this second look costs little.)
 		id, action := env.ID, env.Action
-		if ee.Code == envelope.CodeUnknownAction {
-			reason = "unknown_action"
-		} else if envelope.Parse(data, mr.limits, nil, &c.probe) == nil {
-			// The envelope is sound and only the payload failed its
-			// schema: echo the client's id so it can match the answer.
-			// (Refusals are bounded by the rate and denial limits, so
-			// this second parse costs little.)
+		if ee != envelope.ErrUnknownAction {
+			ee = envelope.Refine(data, mr.limits, mr.schemaFor, ee, &c.probe)
 			id, action = c.probe.ID, c.probe.Action
 		}
-		c.deny(id, ee.Code, ee.Reason, Event{Reason: reason, Detail: ee.Reason, Action: safeAction(action)}, true)
+		c.deny(id, ee.Code, ee.Reason, Event{Reason: ee.Code, Detail: ee.Reason, Action: safeAction(action)}, true)
 		return nil, c.closedErr()
 	}
 	reg := mr.actions[string(env.Action)] // Parse accepted only registered actions
@@ -351,6 +358,27 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 	if action == actionPing {
 		c.enqueue(pongFrame(env.ID))
 		return nil, nil
+	}
+	// Every message names its channel unless its action is channel-free,
+	// and carries the scopes its action requires: nothing passes the
+	// channel rules by leaving the channel out.
+	if len(env.Channel) == 0 && !reg.channelFree {
+		ev := Event{Reason: "invalid_message", Detail: "channel required", Action: action}
+		if !g.cfg.reportOnly[GuardChannel] {
+			c.deny(env.ID, envelope.CodeInvalidMessage, "channel required", ev, true)
+			return nil, c.closedErr()
+		}
+		c.reportOnly(ev)
+	}
+	if len(reg.scopes) > 0 {
+		if why := authorizeAction(reg, c.Principal()); why != "" {
+			ev := Event{Reason: "forbidden", Detail: why, Action: action, Channel: string(env.Channel)}
+			if !g.cfg.reportOnly[GuardChannel] {
+				c.deny(env.ID, "forbidden", "forbidden", ev, true)
+				return nil, c.closedErr()
+			}
+			c.reportOnly(ev)
+		}
 	}
 	// One allocation holds the Message and its decoded payload value (a
 	// *T into it becomes Data).
@@ -665,7 +693,7 @@ func (c *Conn) teardown(pending []byte) {
 			code = CloseNormal
 		}
 		err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ce.Reason), time.Now().Add(closeGrace))
-		if err == nil || errors.Is(err, websocket.ErrCloseSent) { // gorilla sends 1009 itself
+		if err == nil || errors.Is(err, websocket.ErrCloseSent) { // gorilla sent the 1009 (reasonConn)
 			// Wait (within closeGrace) for the client's answer before
 			// closing: closing a socket over unread data resets the
 			// connection, and the client may then never read our close
@@ -750,6 +778,46 @@ func (c *Conn) Wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// reasonWriter is the ResponseWriter Upgrade hands to gorilla: its
+// Hijack returns the connection as a reasonConn.
+type reasonWriter struct{ http.ResponseWriter }
+
+func (w reasonWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return reasonConn{nc}, brw, nil
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (w reasonWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// reasonConn is the socket under gorilla. When a frame's header declares
+// more than the read limit, gorilla sends its own close frame — 1009 with
+// no reason — before wssec sees the error; reasonConn writes that one
+// frame with the reason wssec's own 1009 closes carry. Every other write
+// passes through unchanged (wssec never writes that exact frame: its
+// closes always have a reason).
+type reasonConn struct{ net.Conn }
+
+var (
+	bareTooBig      = websocket.FormatCloseMessage(CloseTooBig, "")
+	bareTooBigFrame = append([]byte{0x80 | websocket.CloseMessage, byte(len(bareTooBig))}, bareTooBig...)
+	tooBigReason    = websocket.FormatCloseMessage(CloseTooBig, "message too big")
+	tooBigFrameWhy  = append([]byte{0x80 | websocket.CloseMessage, byte(len(tooBigReason))}, tooBigReason...)
+)
+
+func (c reasonConn) Write(p []byte) (int, error) {
+	if len(p) == len(bareTooBigFrame) && string(p) == string(bareTooBigFrame) {
+		if _, err := c.Conn.Write(tooBigFrameWhy); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
 }
 
 // errorFrame builds {"action":"error","id":…,"error":{"code":…,"message":…}}.

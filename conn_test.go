@@ -52,8 +52,8 @@ func connBaseOptions(extra ...Option) []Option {
 	return append([]Option{
 		WithInsecureTransport(),
 		WithHMACKey(testKey),
-		WithAction[markerPayload]("marker"),
-		WithAction[sayPayload]("say"),
+		WithAction[markerPayload]("marker", ChannelFree()),
+		WithAction[sayPayload]("say", ChannelFree()),
 		WithAction[publishPayload]("publish"),
 		WithAction[subscribePayload]("subscribe"),
 		WithChannelRules(ChannelRule{Pattern: "tenant:{tenant}:orders", Read: "orders:read", Write: "orders:write"}),
@@ -290,24 +290,24 @@ func TestConn_Guards(t *testing.T) {
 	}{
 		{name: "oversize frame", opts: []Option{WithMaxMessageSize(1024)}, msg: long, wantClose: CloseTooBig},
 		{name: "binary frame", typ: websocket.BinaryMessage, msg: `{"action":"marker","id":"b1","payload":{"n":1}}`,
-			want: &wireFrame{Action: "error", Error: &wireError{Code: "invalid_message"}}},
+			want: &wireFrame{Action: "error", ID: "b1", Error: &wireError{Code: "invalid_message"}}},
 		{name: "invalid utf-8", msg: "{\"action\":\"marker\",\"id\":\"\xff\xfe\",\"payload\":{\"n\":1}}", wantClose: CloseInvalidData},
 		{name: "invalid json", msg: `{"action":"marker","id":"j1",`,
-			want: &wireFrame{Action: "error", Error: &wireError{Code: "invalid_message", Message: "invalid json"}}},
+			want: &wireFrame{Action: "error", ID: "j1", Error: &wireError{Code: "invalid_message", Message: "invalid json"}}},
 		{name: "not an object", msg: `["marker"]`,
 			want: &wireFrame{Action: "error", Error: &wireError{Code: "invalid_message"}}},
 		{name: "unknown envelope field", msg: `{"action":"marker","id":"u1","payload":{"n":1},"admin":true}`,
-			want: &wireFrame{Action: "error", Error: &wireError{Code: "invalid_message", Message: "unknown field"}}},
+			want: &wireFrame{Action: "error", ID: "u1", Error: &wireError{Code: "invalid_message", Message: "unknown field"}}},
 		{name: "duplicate key", msg: `{"action":"marker","id":"d1","action":"marker"}`,
-			want: &wireFrame{Action: "error", Error: &wireError{Code: "invalid_message", Message: "duplicate key"}}},
-		// A duplicate key is malformed JSON at any depth: the id is not
-		// echoed, as for every envelope that is not well-formed.
+			want: &wireFrame{Action: "error", ID: "d1", Error: &wireError{Code: "invalid_message", Message: "duplicate key"}}},
+		// A duplicate key is malformed at any depth, but the one top-level
+		// id is well-formed: it is echoed, as for every refusal.
 		{name: "duplicate payload key", msg: `{"action":"say","id":"d2","payload":{"text":"hi","text":"deny"}}`,
-			want: &wireFrame{Action: "error", Error: &wireError{Code: "invalid_message", Message: "duplicate key"}}},
+			want: &wireFrame{Action: "error", ID: "d2", Error: &wireError{Code: "invalid_message", Message: "duplicate key"}}},
 		{name: "ACTION case variant", msg: `{"ACTION":"marker","id":"a1","payload":{"n":1}}`,
-			want: &wireFrame{Action: "error", Error: &wireError{Code: "invalid_message", Message: "unknown field"}}},
+			want: &wireFrame{Action: "error", ID: "a1", Error: &wireError{Code: "invalid_message", Message: "unknown field"}}},
 		{name: "trailing data", msg: `{"action":"marker","id":"t1","payload":{"n":1}} {"action":"marker"}`,
-			want: &wireFrame{Action: "error", Error: &wireError{Code: "invalid_message", Message: "trailing data"}}},
+			want: &wireFrame{Action: "error", ID: "t1", Error: &wireError{Code: "invalid_message", Message: "trailing data"}}},
 		{name: "unknown action", msg: `{"action":"delete_all","id":"ua1"}`,
 			want: &wireFrame{Action: "error", ID: "ua1", Error: &wireError{Code: "unknown_action"}}},
 		{name: "built-in auth with a garbage token", msg: `{"action":"auth","id":"au1","payload":{"token":"x"}}`,
@@ -482,8 +482,8 @@ func TestConn_MessageFlood(t *testing.T) {
 	}
 	c.expectFrame(wireFrame{Action: "ack", ID: "f1"})
 	c.expectFrame(wireFrame{Action: "ack", ID: "f2"})
-	c.expectError("rate_limited", "")
-	c.expectError("rate_limited", "")
+	c.expectError("rate_limited", "f3")
+	c.expectError("rate_limited", "f4")
 	c.expectClose(CloseTryAgainLater)
 	h.waitEnded(t)
 	if got, want := h.gotIDs(), []string{"marker/f1", "marker/f2"}; !sameStrings(got, want) {
@@ -504,7 +504,7 @@ func TestConn_RateRecovers(t *testing.T) {
 		c.sendText(`{"action":"marker","id":"ok","payload":{"n":1}}`)
 		c.expectFrame(wireFrame{Action: "ack", ID: "ok"})
 		c.sendText(`{"action":"marker","id":"over","payload":{"n":1}}`)
-		c.expectError("rate_limited", "")
+		c.expectError("rate_limited", "over")
 		now.Add(int64(time.Second)) // one token earned
 	}
 	if got := len(h.gotIDs()); got != 3 {
@@ -1045,7 +1045,7 @@ func TestHandler_ServePanics(t *testing.T) {
 		if _, err := c.ReadMessage(ctx); err == nil {
 			panic("application bug")
 		}
-	}, WithHMACKey(testKey), WithInsecureTransport(), WithAction[struct{}]("say"))
+	}, WithHMACKey(testKey), WithInsecureTransport(), WithAction[struct{}]("say", ChannelFree()))
 	ws, st, err := f.dial(f.headers(mint(t, claims{})))
 	if err != nil {
 		t.Fatalf("dial: %d %v", st, err)

@@ -46,6 +46,12 @@
 // or point to keys (jwk, jku, x5u, x5c headers) or carry crit are refused
 // before any cryptography runs.
 //
+// Every message of a registered action must name a channel, which the
+// channel rules then authorize (no rule matching denies); only an action
+// registered with ChannelFree may omit it, and is then authorized by its
+// RequireScope scopes and the Policy. Put r.Use(g.Wrap) and g.Handler
+// together freely: a request is guarded once per Guard.
+//
 // Verified tokens are cached (at most 10 000 per Guard, until their exp,
 // keyed by SHA-256, never stored raw), so a reconnect with the same token
 // skips the signature check but not the time claims, revocation,

@@ -362,22 +362,22 @@ func TestEvents_EveryRefusal(t *testing.T) {
 		{name: "binary_frame", want: message("binary_frame"), drive: func(t *testing.T) {
 			c := e.client(t, e.harness(t), "")
 			c.send(websocket.BinaryMessage, []byte(`{"action":"say","id":"b","payload":{"text":"`+evMarker+`"}}`))
-			c.expectError("invalid_message", "")
+			c.expectError("invalid_message", "b")
 		}},
 		{name: "rate_limited", want: message("rate_limited"), drive: func(t *testing.T) {
 			frozen := time.Now()
-			c := e.client(t, e.harness(t, WithMessageRate(1, 1), WithClock(func() time.Time { return frozen })), "")
+			c := e.client(t, e.harness(t, WithMessageRate(1, 1), WithClock(func() time.Time { return frozen })), "orders:write")
 			for i := range 2 {
-				c.sendText(`{"action":"publish","id":"r` + string(rune('0'+i)) + `","payload":{"body":"` + evMarker + `"}}`)
+				c.sendText(`{"action":"publish","channel":"tenant:acme:orders","id":"r` + string(rune('0'+i)) + `","payload":{"body":"` + evMarker + `"}}`)
 			}
 			c.expectFrame(wireFrame{Action: "ack", ID: "r0"})
-			c.expectError("rate_limited", "")
+			c.expectError("rate_limited", "r1")
 		}},
 		{name: "rate_abuse (1013)", want: message("rate_abuse"), drive: func(t *testing.T) {
 			frozen := time.Now()
-			c := e.client(t, e.harness(t, WithMessageRate(1, 1), WithDenialLimit(2), WithClock(func() time.Time { return frozen })), "")
+			c := e.client(t, e.harness(t, WithMessageRate(1, 1), WithDenialLimit(2), WithClock(func() time.Time { return frozen })), "orders:write")
 			for range 3 {
-				c.sendText(`{"action":"publish","payload":{"body":"` + evMarker + `"}}`)
+				c.sendText(`{"action":"publish","channel":"tenant:acme:orders","payload":{"body":"` + evMarker + `"}}`)
 			}
 			c.expectFrame(wireFrame{Action: "ack"})
 			c.expectError("rate_limited", "")
@@ -388,7 +388,7 @@ func TestEvents_EveryRefusal(t *testing.T) {
 			c.sendText(`{"action":"say","id":"v","payload":{"text":"` + evMarker + `-too-long"}}`)
 			c.expectError("invalid_message", "v")
 			c.sendText(`{"action":"say","id":"j","payload":{"text":"` + evMarker)
-			c.expectError("invalid_message", "")
+			c.expectError("invalid_message", "j")
 		}},
 		{name: "unknown_action", want: message("unknown_action"), drive: func(t *testing.T) {
 			c := e.client(t, e.harness(t), "")

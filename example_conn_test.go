@@ -130,3 +130,71 @@ func ExampleGuard_Handler() {
 	// {"action":"error","id":"3","error":{"code":"forbidden","message":"forbidden"}}
 	// closed: true
 }
+
+// Actions are channel-bound unless registered ChannelFree: a "publish"
+// without a channel never reaches the handler, so no message slips past
+// the channel rules by leaving its channel out. A channel-free action is
+// authorized by its own RequireScope scopes and the Policy.
+func ExampleChannelFree() {
+	type Publish struct {
+		Body string `json:"body" validate:"required"`
+	}
+	key := []byte("channel-free-example-secret--32b")
+	g, err := wssec.New(
+		wssec.WithHMACKey(key),
+		wssec.WithAction[Publish]("publish"),                      // needs a channel
+		wssec.WithAction[struct{}]("whoami", wssec.ChannelFree()), // about the caller, not a channel
+		wssec.WithAction[struct{}]("admin.purge", wssec.ChannelFree(), wssec.RequireScope("admin:write")),
+		wssec.WithChannelRules(wssec.ChannelRule{Pattern: "tenant:{tenant}:*", Read: "chat:read", Write: "chat:write"}),
+		wssec.WithInsecureTransport(), // loopback example only
+		wssec.WithLogger(slog.New(slog.DiscardHandler)),
+	)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	srv := httptest.NewServer(g.Handler(func(ctx context.Context, c *wssec.Conn) {
+		for {
+			m, err := c.ReadMessage(ctx)
+			if err != nil {
+				return
+			}
+			_ = c.Send(ctx, map[string]string{"action": "ok", "id": m.ID, "subject": c.Principal().Subject})
+		}
+	}))
+	defer srv.Close()
+	defer g.Close()
+
+	now := time.Now()
+	tok, _ := jwt.NewBuilder().Subject("alice").IssuedAt(now).Expiration(now.Add(5*time.Minute)).
+		Claim("tenant", "acme").Claim("scope", "chat:read chat:write").Build()
+	signed, _ := jwt.Sign(tok, jwt.WithKey(jwa.HS256(), key))
+	h := http.Header{}
+	h.Set("Origin", srv.URL)
+	h.Set("Authorization", "Bearer "+string(signed))
+	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), h)
+	if err != nil {
+		fmt.Println("dial:", err)
+		return
+	}
+	resp.Body.Close()
+	defer ws.Close()
+	for _, msg := range []string{
+		`{"action":"publish","id":"1","payload":{"body":"hi"}}`,
+		`{"action":"whoami","id":"2"}`,
+		`{"action":"admin.purge","id":"3"}`,
+	} {
+		_ = ws.WriteMessage(websocket.TextMessage, []byte(msg))
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, answer, err := ws.ReadMessage()
+		if err != nil {
+			fmt.Println("read:", err)
+			return
+		}
+		fmt.Println(string(answer))
+	}
+	// Output:
+	// {"action":"error","id":"1","error":{"code":"invalid_message","message":"channel required"}}
+	// {"action":"ok","id":"2","subject":"alice"}
+	// {"action":"error","id":"3","error":{"code":"forbidden","message":"forbidden"}}
+}

@@ -189,7 +189,7 @@ func TestGuardPathAllocs_Fields(t *testing.T) {
 		D bool   `json:"d"`
 	}
 	g, err := New(WithHMACKey(testKey), quiet(), WithMessageRate(1e9, 1<<30),
-		WithAction[tagless]("tagless"), WithAction[tagged]("tagged"))
+		WithAction[tagless]("tagless", ChannelFree()), WithAction[tagged]("tagged", ChannelFree()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,8 +380,8 @@ func TestNeedsValidator(t *testing.T) {
 	}
 	// time.Time, which the validator refuses as a top-level struct, keeps
 	// being validated (and so refused) though it has no tags.
-	g, err := New(WithHMACKey(testKey), quiet(), WithAction[time.Time]("when"), WithAction[plain]("plain"),
-		WithAction[valued]("valued"))
+	g, err := New(WithHMACKey(testKey), quiet(), WithAction[time.Time]("when", ChannelFree()), WithAction[plain]("plain", ChannelFree()),
+		WithAction[valued]("valued", ChannelFree()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,10 +89,12 @@ func (s TokenSource) String() string {
 	return "invalid"
 }
 
-// actionSpec is a registered action: the Go type its payload decodes into.
+// actionSpec is a registered action: the Go type its payload decodes into
+// and its ActionOptions.
 type actionSpec struct {
 	name string
 	typ  reflect.Type
+	opts actionConfig
 }
 
 type config struct {
@@ -477,10 +479,24 @@ func WithSendQueue(n int) Option {
 // is checked with T's validator tags. Only registered actions reach the
 // application; "ping" is built in (answered with "pong") and "auth" is
 // reserved. Registering the same action twice is a configuration error.
-func WithAction[T any](action string) Option {
+//
+// By default every message of the action must carry a non-empty channel,
+// which the channel rules then authorize; a message without one is refused
+// with invalid_message. opts change that per action: ChannelFree for an
+// action that is not about a channel, RequireScope for a scope every
+// message of the action needs. See ActionOption. Both checks belong to
+// the channel guard: WithReportOnly(GuardChannel) reports them instead of
+// refusing.
+func WithAction[T any](action string, opts ...ActionOption) Option {
 	t := reflect.TypeFor[T]()
+	var ac actionConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyAction(&ac)
+		}
+	}
 	return optionFunc(func(c *config) {
-		c.actions = append(c.actions, actionSpec{name: action, typ: t})
+		c.actions = append(c.actions, actionSpec{name: action, typ: t, opts: ac})
 	})
 }
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/go-playground/validator/v10"
 	"github.com/wssec/wssec/internal/decode"
@@ -48,12 +50,59 @@ const (
 	actionPong  = "pong"
 	actionAuth  = "auth"
 	actionError = "error"
+
+	// The actions the channel rules check against a rule's Read scope.
+	actionSubscribe   = "subscribe"
+	actionUnsubscribe = "unsubscribe"
 )
+
+// ActionOption configures one action registered with WithAction. Build
+// one with ChannelFree or RequireScope.
+type ActionOption interface {
+	applyAction(*actionConfig)
+}
+
+// actionConfig is what an action's ActionOptions set.
+type actionConfig struct {
+	channelFree bool
+	scopes      []string
+}
+
+type actionOptionFunc func(*actionConfig)
+
+func (f actionOptionFunc) applyAction(c *actionConfig) { f(c) }
+
+// ChannelFree declares an action whose messages need not carry a channel,
+// such as a whole-account request ("whoami", "list_rooms"). A message of
+// it without a channel passes no channel rule: it is authorized by the
+// action's RequireScope scopes and the Policy alone, so a channel-free
+// action that changes anything should require a scope. A message that
+// does carry a channel is checked by the channel rules as any other. The
+// built-in "ping" and "auth" are channel-free. "subscribe" and
+// "unsubscribe" cannot be (New refuses it). Default: a channel is
+// required.
+func ChannelFree() ActionOption {
+	return actionOptionFunc(func(c *actionConfig) { c.channelFree = true })
+}
+
+// RequireScope makes every message of the action need scope (the
+// Principal's HasScope), whether or not it carries a channel; one without
+// is refused with forbidden. It adds to, never replaces, the scope a
+// channel rule asks for. Repeated calls add scopes, all of which are
+// needed. A scope is non-empty and has no space (New refuses it
+// otherwise). Default: none beyond the channel rules.
+func RequireScope(scope string) ActionOption {
+	return actionOptionFunc(func(c *actionConfig) { c.scopes = append(c.scopes, scope) })
+}
 
 // registered is a compiled action.
 type registered struct {
-	name     string
-	typ      reflect.Type
+	name string
+	typ  reflect.Type
+	// channelFree: a message may omit its channel (ChannelFree).
+	channelFree bool
+	// scopes are the scopes every message needs (RequireScope).
+	scopes   []string
 	schema   *envelope.Schema
 	isStruct bool // validator runs on structs (and pointers to them) only
 	// validate is false for a struct type that has no validate tag
@@ -127,7 +176,7 @@ func compileMessageRules(c *config) (*messageRules, []error) {
 		}
 		return name
 	})
-	add := func(name string, t reflect.Type) {
+	add := func(name string, t reflect.Type, ac actionConfig) {
 		s, err := envelope.CompileSchema(t)
 		if err != nil {
 			bad("WithAction", fmt.Sprintf("%q", name), err.Error())
@@ -137,7 +186,8 @@ func compileMessageRules(c *config) (*messageRules, []error) {
 		if st.Kind() == reflect.Pointer {
 			st = st.Elem()
 		}
-		r := &registered{name: name, typ: t, schema: s, isStruct: st.Kind() == reflect.Struct}
+		r := &registered{name: name, typ: t, schema: s, isStruct: st.Kind() == reflect.Struct,
+			channelFree: ac.channelFree, scopes: slices.Clone(ac.scopes)}
 		r.validate = r.isStruct && (st.ConvertibleTo(timeType) || needsValidator(st, map[reflect.Type]bool{}))
 		if d, err := decode.Compile(t); err == nil {
 			r.dec = d
@@ -158,10 +208,17 @@ func compileMessageRules(c *config) (*messageRules, []error) {
 		}
 		m.actions[name] = r
 	}
-	add(actionPing, reflect.TypeFor[empty]())
-	add(actionAuth, reflect.TypeFor[authPayload]())
+	add(actionPing, reflect.TypeFor[empty](), actionConfig{channelFree: true})
+	add(actionAuth, reflect.TypeFor[authPayload](), actionConfig{channelFree: true})
 	for _, a := range c.actions {
+		for _, sc := range a.opts.scopes {
+			if sc == "" || strings.ContainsFunc(sc, unicode.IsSpace) {
+				bad("WithAction", fmt.Sprintf("%q", a.name), fmt.Sprintf("RequireScope(%q): a scope is non-empty and has no space", sc))
+			}
+		}
 		switch {
+		case a.opts.channelFree && (a.name == actionSubscribe || a.name == actionUnsubscribe):
+			bad("WithAction", fmt.Sprintf("%q", a.name), "ChannelFree: subscribe and unsubscribe always name a channel")
 		case !validAction(a.name):
 			bad("WithAction", fmt.Sprintf("%q", a.name), "an action is 1 to 64 bytes of [a-z0-9_.:-]")
 		case a.name == actionPing || a.name == actionAuth || a.name == actionError || a.name == actionPong:
@@ -169,7 +226,7 @@ func compileMessageRules(c *config) (*messageRules, []error) {
 		case m.actions[a.name] != nil:
 			bad("WithAction", fmt.Sprintf("%q", a.name), "registered twice")
 		default:
-			add(a.name, a.typ)
+			add(a.name, a.typ, a.opts)
 		}
 	}
 	for _, r := range c.channelRules {

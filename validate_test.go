@@ -36,10 +36,10 @@ func readPathGuard(t testing.TB) *Guard {
 	t.Helper()
 	g, err := New(connBaseOptions(
 		WithLogger(slog.New(slog.DiscardHandler)),
-		WithAction[orderPayload]("order.place"),
-		WithAction[*ptrPayload]("ptr"),
-		WithAction[[]string]("tags"),
-		WithAction[map[string]int]("counts"),
+		WithAction[orderPayload]("order.place", ChannelFree()),
+		WithAction[*ptrPayload]("ptr", ChannelFree()),
+		WithAction[[]string]("tags", ChannelFree()),
+		WithAction[map[string]int]("counts", ChannelFree()),
 	)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -221,16 +221,16 @@ func New(opts ...Option) (*Guard, error) {
 			RefreshInterval: c.jwksRefresh,
 			Now:             c.now,
 			OnError: func(err error) {
-				g.emit(context.Background(), Event{Kind: EventConfigWarning, Reason: "jwks_refresh_failed", Detail: err.Error()})
+				g.emit(context.Background(), Event{Kind: EventConfigWarning, Reason: "jwks_refresh_failed", Detail: scrubURL(err.Error(), c.jwksURL)})
 			},
 		})
 		if err != nil {
-			return nil, &ConfigError{Option: "WithJWKS", Value: redactURL(c.jwksURL), Reason: err.Error()}
+			return nil, &ConfigError{Option: "WithJWKS", Value: redactURL(c.jwksURL), Reason: scrubURL(err.Error(), c.jwksURL)}
 		}
 		g.ver.dyn = &jwksRing{f: f}
 		if _, err := g.ver.dyn.current(); err != nil {
 			f.Close()
-			return nil, &ConfigError{Option: "WithJWKS", Value: redactURL(c.jwksURL), Reason: err.Error()}
+			return nil, &ConfigError{Option: "WithJWKS", Value: redactURL(c.jwksURL), Reason: scrubURL(err.Error(), c.jwksURL)}
 		}
 	}
 
@@ -400,11 +400,36 @@ func checkJWKSURL(s string) error {
 // redactURL shows a URL in an error without its credentials: no userinfo,
 // no query, no fragment.
 func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return "(unparseable URL)"
+	r := jwks.Redact(s)
+	if r == "(unparseable URL)" {
+		return r
 	}
-	return fmt.Sprintf("%q", u.Scheme+"://"+u.Host+u.EscapedPath())
+	return fmt.Sprintf("%q", r)
+}
+
+// scrubURL removes from msg, an error text about raw, every part of raw
+// that may hold a secret — its userinfo, query and fragment — in whatever
+// form it appears (internal/jwks already redacts net/http's *url.Error;
+// this is the backstop for any other error that quotes the URL).
+func scrubURL(msg, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return strings.ReplaceAll(msg, raw, "(URL)")
+	}
+	red := jwks.Redact(raw)
+	msg = strings.ReplaceAll(msg, raw, red)
+	msg = strings.ReplaceAll(msg, u.String(), red)
+	var parts []string
+	if u.User != nil {
+		parts = append(parts, u.User.String())
+	}
+	parts = append(parts, u.RawQuery, u.Query().Encode(), u.Fragment, u.EscapedFragment())
+	for _, p := range parts {
+		if p != "" {
+			msg = strings.ReplaceAll(msg, p, "REDACTED")
+		}
+	}
+	return msg
 }
 
 // isToken reports whether s is an RFC 7230 token.
@@ -423,10 +448,20 @@ func isToken(s string) bool {
 // status and never reaches next. An accepted one reaches next with the
 // Principal in its context (PrincipalFrom); next then calls Upgrade. If
 // next returns without upgrading, the slots the request held are released.
+//
+// A request is guarded once per Guard: when this Guard's Wrap already
+// accepted it (r.Use(g.Wrap) in front of g.Handler, or Wrap twice), a
+// later Wrap, Handler or Upgrade of the same Guard reuses that result —
+// one handshake-rate token, one connection slot — instead of guarding
+// again.
 func (g *Guard) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isUpgrade(r) {
 			next.ServeHTTP(w, r)
+			return
+		}
+		if hs := g.handshakeFrom(r); hs != nil && !hs.consumed.Load() {
+			next.ServeHTTP(w, r) // an outer Wrap guarded it and owns its lease
 			return
 		}
 		hs, ref := g.guard(w, r)
@@ -466,7 +501,8 @@ func (g *Guard) guard(w http.ResponseWriter, r *http.Request) (*handshake, *refu
 
 // Upgrade upgrades an accepted request to a secured Conn. If Wrap did not
 // guard the request, Upgrade runs every guard itself first, so no path
-// skips a check. On refusal it has already answered the client and returns
+// skips a check; if it did, Upgrade reuses that result and guards nothing
+// twice. On refusal it has already answered the client and returns
 // the refusal (matching one of the sentinel errors).
 func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	hs := g.handshakeFrom(r)
@@ -485,7 +521,7 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 		}
 		owned = true
 	}
-	ws, err := g.upg.Upgrade(w, r, nil)
+	ws, err := g.upg.Upgrade(reasonWriter{w}, r, nil)
 	if err != nil {
 		if owned {
 			hs.lease.release()
@@ -512,7 +548,8 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 
 // Handler guards the endpoint, upgrades accepted requests and runs serve
 // with a context that carries the Principal and ends when the connection
-// does. When serve returns, the connection is closed normally (1000); if
+// does. Behind this Guard's Wrap (r.Use(g.Wrap) in chi) it does not guard
+// again: one handshake costs one rate token and one connection slot. When serve returns, the connection is closed normally (1000); if
 // serve panics, the panic is logged and the connection closed with 1011.
 //
 // serve runs on a goroutine of its own and the HTTP handler returns right

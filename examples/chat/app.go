@@ -315,7 +315,8 @@ type (
 )
 
 // serveSocket runs one connection: every message it reads has already
-// passed the Guard (size, rate, envelope, schema, channel rule).
+// passed the Guard (size, rate, envelope, schema, a channel present and
+// allowed by the channel rule).
 func (a *app) serveSocket(ctx context.Context, c *wssec.Conn) {
 	subs := make(map[string]struct{})
 	defer func() {
@@ -331,12 +332,9 @@ func (a *app) serveSocket(ctx context.Context, c *wssec.Conn) {
 		if err != nil {
 			return
 		}
-		// A message without a channel skips the channel rules, so every
-		// channel action must insist on one.
-		if m.Channel == "" {
-			refuse(m, "channel required")
-			continue
-		}
+		// Every action here is channel-bound (none is registered
+		// ChannelFree), so the Guard has refused any message without a
+		// channel, and authorized m.Channel with the channel rule.
 		switch m.Action {
 		case "subscribe":
 			if _, ok := subs[m.Channel]; !ok {

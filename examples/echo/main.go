@@ -89,7 +89,7 @@ func run(addr string) error {
 func newServer(key []byte, logger *slog.Logger) (*wssec.Guard, *http.ServeMux, error) {
 	g, err := wssec.New(
 		wssec.WithHMACKey(key),
-		wssec.WithAction[say]("say"),
+		wssec.WithAction[say]("say", wssec.ChannelFree()),
 		wssec.WithLogger(logger),
 		wssec.WithInsecureTransport(),
 	)

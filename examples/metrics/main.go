@@ -110,7 +110,7 @@ func newServer(key []byte, logger *slog.Logger) (*wssec.Guard, http.Handler, err
 	}
 	g, err := wssec.New(
 		wssec.WithHMACKey(key),
-		wssec.WithAction[say]("say"),
+		wssec.WithAction[say]("say", wssec.ChannelFree()),
 		wssec.WithLogger(logger),
 		wssec.WithObserver(obs),
 		wssec.WithInsecureTransport(),

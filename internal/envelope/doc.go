@@ -53,6 +53,12 @@
 // unknown action is reported. The Envelope is then fully populated, so
 // the caller can echo its ID in the error frame.
 //
+// For any other refusal, [Refine] decides the answer: a message that is
+// well-formed JSON but unacceptable only because of an unregistered action
+// (a case variant, an unknown key or a null payload beside it) becomes
+// [ErrUnknownAction], and the client's id is salvaged from the refused
+// input ([Salvage]) so the error frame can echo it.
+//
 // # Cost
 //
 // Parse uses no reflection and, for messages without escaped strings and

@@ -31,6 +31,12 @@ func fuzzSeeds(f *testing.F) {
 		`{"action":"publish","payload":{"items":[{"A":"x"}]}}`,
 		`{"action":"publish","payload":{"q":12}}`,
 		`{"action":"other","payload":{}}`,
+		// The error-frame contract (issue 13, finding 8).
+		`{"action":"admin","id":"u1","payload":{}}`,
+		`{"action":"Echo","id":"u2"}`,
+		`{"action":"admin","id":"u3","payload":null}`,
+		`{"action":"publish","id":"u4","admin":true}`,
+		`{"action":"publish","payload":null,"id":"u5"}`,
 	} {
 		f.Add([]byte(s))
 	}

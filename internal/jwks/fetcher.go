@@ -402,11 +402,14 @@ func (f *Fetcher) fetch(ctx context.Context) (jwk.Set, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFetch, err)
+		return nil, fmt.Errorf("%w: %w", ErrFetch, redactErr(err))
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := f.client.Do(req)
 	if err != nil {
+		// net/http's *url.Error carries the whole URL (of the last
+		// redirect too), whose query often holds an API key.
+		err = redactErr(err)
 		if errors.Is(err, ErrRedirect) {
 			return nil, err
 		}
@@ -425,7 +428,7 @@ func (f *Fetcher) fetch(ctx context.Context) (jwk.Set, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading body: %w", ErrFetch, err)
+		return nil, fmt.Errorf("%w: reading body: %w", ErrFetch, redactErr(err))
 	}
 	if int64(len(body)) > f.maxBody {
 		return nil, fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, f.maxBody)

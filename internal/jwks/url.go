@@ -93,3 +93,25 @@ func redirectPolicy(next func(*http.Request, []*http.Request) error) func(*http.
 		return nil
 	}
 }
+
+// Redact returns raw without its userinfo, query and fragment: what may
+// appear in an error or a log. A URL that does not parse gives
+// "(unparseable URL)".
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(unparseable URL)"
+	}
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
+}
+
+// redactErr returns err with the URL of a *url.Error at its top redacted,
+// keeping its Op and its cause (so errors.Is and Timeout still work).
+// net/http returns such an error from Client.Do, naming the request's
+// URL, or the location of a refused redirect.
+func redactErr(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return &url.Error{Op: ue.Op, URL: Redact(ue.URL), Err: ue.Err}
+	}
+	return err
+}

@@ -43,11 +43,13 @@ type GCRA struct {
 // (at least 1 ns), and the interval and the burst window interval*burst are
 // each capped at about 36 years.
 //
-// ratePerSec = +Inf admits every event whatever burst is. A ratePerSec that
-// is zero, negative or NaN, or a burst below 1, yields a GCRA that refuses
-// every event (fail closed); callers validate their configuration first.
+// A ratePerSec of math.MaxFloat64 or more — golang.org/x/time/rate's
+// rate.Inf, which is math.MaxFloat64, and +Inf — admits every event
+// whatever burst is. A ratePerSec that is zero, negative or NaN, or a
+// burst below 1, yields a GCRA that refuses every event (fail closed);
+// callers validate their configuration first.
 func NewGCRA(ratePerSec float64, burst int) GCRA {
-	if math.IsInf(ratePerSec, 1) {
+	if ratePerSec >= math.MaxFloat64 {
 		return GCRA{unlimited: true}
 	}
 	if !(ratePerSec > 0) || burst < 1 {

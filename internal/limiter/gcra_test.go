@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // base is an arbitrary clock origin far from zero, like Unix nanoseconds.
@@ -263,5 +265,26 @@ func TestGCRAAllowDoesNotAllocate(t *testing.T) {
 		g.Allow(&tat, now)
 	}); n != 0 {
 		t.Fatalf("GCRA.Allow: %v allocs per call, want 0", n)
+	}
+}
+
+// TestRateInf_Unlimited stops the regression where rate.Inf, which is
+// math.MaxFloat64 rather than +Inf, built a 1 ns GCRA: a second event at
+// the same instant was refused although rate.Inf promises no limit.
+func TestRateInf_Unlimited(t *testing.T) {
+	for _, burst := range []int{1, 2, 20} {
+		g := NewGCRA(float64(rate.Inf), burst)
+		var tat int64
+		for i := range 1000 {
+			if ok, d := g.Allow(&tat, base); !ok || d != 0 {
+				t.Fatalf("burst %d, event %d at one instant: Allow = %v, %v; want true, 0", burst, i, ok, d)
+			}
+		}
+		tb := mustTable(t, 16, g)
+		for i := range 1000 {
+			if ok, _ := tb.Allow(seqKey(0), base); !ok {
+				t.Fatalf("table, burst %d, event %d at one instant refused", burst, i)
+			}
+		}
 	}
 }

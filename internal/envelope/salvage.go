@@ -1,0 +1,190 @@
+package envelope
+
+import "unicode/utf8"
+
+// Refine decides how to answer a message that [Parse] refused with err, so
+// that the answer keeps the error-frame contract:
+//
+//   - It fills env.ID with the client's id whenever the top-level object
+//     has exactly one "id" member whose value is a well-formed id string
+//     (a JSON string that Parse would accept as an id), wherever it stands
+//     and whatever else is wrong with the message, so the client can match
+//     the refusal to its request. env.Action is filled the same way with
+//     an action string of 1 to Limits.MaxActionLen bytes of printable
+//     ASCII (for logs; it may name no registered action).
+//   - It returns [ErrUnknownAction] when data is a well-formed message —
+//     exactly one JSON object, syntactically valid, valid UTF-8, no
+//     duplicate key at any depth, within Limits.MaxDepth — whose action is
+//     such a string with no schema (schemas returns nil), whatever its
+//     other members: an unknown top-level key, a null payload, a case
+//     variant such as "Echo". Otherwise it returns err.
+//
+// env's other fields are reset. Refine reads data at most three times, does
+// not recurse and allocates only as Parse does; it is meant for the
+// refusal path, whose rate the caller bounds. An err of nil or
+// ErrInvalidUTF8 is returned as is, after the id is looked for; an err of
+// ErrUnknownAction is returned as is too (Parse filled env already, and
+// Refine leaves it alone).
+func Refine(data []byte, lim Limits, schemas func(action []byte) *Schema, err *Error, env *Envelope) *Error {
+	if err == ErrUnknownAction {
+		return err
+	}
+	lim = lim.withDefaults()
+	Salvage(data, lim, env)
+	if err == nil || err == ErrInvalidUTF8 || env.Action == nil || len(data) >= MaxInput {
+		return err
+	}
+	if schemas != nil && schemas(env.Action) != nil {
+		return err // a registered action: the refusal stands
+	}
+	i := skipWS(data, 0)
+	if i >= len(data) || data[i] != '{' || !utf8.Valid(data) {
+		return err
+	}
+	end, scratch, serr := scanValue(data, i, nil, 0, lim.MaxDepth, env.Scratch)
+	env.Scratch = scratch
+	if serr != nil || skipWS(data, end) != len(data) {
+		return err
+	}
+	return ErrUnknownAction
+}
+
+// Salvage resets env (keeping its Scratch) and fills env.ID and env.Action
+// from data, a message that may be malformed anywhere, by the rules of
+// [Refine]. A member that appears twice, or whose value is not a
+// well-formed string, leaves its field nil: the message is then ambiguous
+// about it. Only top-level members count; an "id" inside the payload
+// never does. Salvage stops at the first byte it cannot read past.
+func Salvage(data []byte, lim Limits, env *Envelope) {
+	lim = lim.withDefaults()
+	*env = Envelope{Scratch: env.Scratch[:0]}
+	scratch := env.Scratch
+	var (
+		id, action         span
+		idSeen, actionSeen int
+		idOK, actionOK     bool
+	)
+	i := skipWS(data, 0)
+	if i >= len(data) || data[i] != '{' || len(data) >= MaxInput {
+		return
+	}
+	i++
+	for {
+		i = skipWS(data, i)
+		if i >= len(data) || data[i] != '"' {
+			break
+		}
+		q, esc, err := scanString(data, i+1)
+		if err != nil {
+			break
+		}
+		var m uint8
+		if !esc {
+			switch string(data[i+1 : q]) {
+			case "id":
+				m = memberID
+			case "action":
+				m = memberAction
+			}
+		}
+		if i = skipWS(data, q+1); i >= len(data) || data[i] != ':' {
+			break
+		}
+		if i = skipWS(data, i+1); i >= len(data) {
+			break
+		}
+		if m != 0 {
+			var s span
+			ok := false
+			if data[i] == '"' {
+				var e *Error
+				if s, i, scratch, e = stringMember(data, i, scratch, 1<<30); e != nil {
+					break
+				}
+				b := s.bytes(data, scratch)
+				if m == memberID {
+					ok = len(b) <= lim.MaxIDLen && utf8.Valid(b) && validID(b)
+				} else {
+					ok = len(b) <= lim.MaxActionLen && printableASCII(b)
+				}
+			} else if i = skipLenient(data, i); i < 0 {
+				break
+			}
+			if m == memberID {
+				idSeen++
+				id, idOK = s, ok
+			} else {
+				actionSeen++
+				action, actionOK = s, ok
+			}
+		} else if i = skipLenient(data, i); i < 0 {
+			break
+		}
+		if i = skipWS(data, i); i >= len(data) || data[i] != ',' {
+			break
+		}
+		i++
+	}
+	if idSeen == 1 && idOK {
+		env.ID = id.bytes(data, scratch)
+	}
+	if actionSeen == 1 && actionOK {
+		env.Action = action.bytes(data, scratch)
+	}
+	env.Scratch = scratch
+}
+
+// skipLenient returns the index just after the JSON-like value at data[i],
+// or -1 if the input ends first. It only matches brackets and strings, so
+// it gets past values that Parse refuses (a duplicate key, a bad number),
+// to reach members that follow them.
+func skipLenient(data []byte, i int) int {
+	depth := 0
+	for i < len(data) {
+		switch data[i] {
+		case '"':
+			q, _, err := scanString(data, i+1)
+			if err != nil {
+				return -1
+			}
+			i = q + 1
+			if depth == 0 {
+				return i
+			}
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			i++
+			if depth == 0 {
+				return i
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+			i++
+		default:
+			i++
+		}
+	}
+	return -1
+}
+
+// printableASCII reports whether b is non-empty printable ASCII without
+// space: a string that could be meant as an action.
+func printableASCII(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
