@@ -172,12 +172,20 @@ func (g *Guard) recordRefusal(ctx context.Context, class banClass, key netip.Add
 }
 
 // placeBan reports a ban placed in this instance (err is the local ban
-// list's answer) and, with a SharedStore, shares it with every instance.
+// list's answer), closes the banned party's live sockets with 1008
+// "banned" and, with a SharedStore, shares the ban with every instance,
+// each of which closes its own.
 func (g *Guard) placeBan(ctx context.Context, err error, key string, ev Event) {
 	if g.shared != nil && (err == nil || err == ttlcache.ErrExists) {
 		if serr := g.shared.Ban(ctx, key, g.bans.pol.Duration); serr != nil {
 			g.storeFailed(ctx, storeCheckBan, serr, ev)
 		}
+	}
+	if (err == nil || err == ttlcache.ErrExists) && !g.cfg.reportOnly[GuardBan] {
+		// A ban ends the party's sessions here at once; with a
+		// SharedStore every other instance closes its own on the ban's
+		// notice (SubscribeSessions).
+		g.closeSessions(ctx, SessionNotice{Subject: ev.Subject, IP: ev.RemoteIP, Reason: "banned"}, "banned")
 	}
 	switch {
 	case err == nil:
@@ -188,6 +196,30 @@ func (g *Guard) placeBan(ctx context.Context, err error, key string, ev Event) {
 		ev.Kind, ev.Detail = EventConfigWarning, "ban list full: "+err.Error()
 		g.emit(ctx, ev)
 	}
+}
+
+// banCheck runs the handshake's ban checks for a client key and a
+// subject (either may be empty) and returns the refusal, if any: the
+// same checks for a handshake and an in-band re-authentication.
+func (g *Guard) banCheck(ctx context.Context, key netip.Addr, sub string, ev Event) *refusal {
+	if g.bans == nil {
+		return nil
+	}
+	if key.IsValid() {
+		if banned, wait := g.ipBanned(ctx, key, ev); banned {
+			if ref := g.enforce(ctx, GuardBan, banRefusal(wait), ev); ref != nil {
+				return ref
+			}
+		}
+	}
+	if sub != "" {
+		if banned, wait := g.subjectBanned(ctx, sub, ev); banned {
+			if ref := g.enforce(ctx, GuardBan, banRefusal(wait), ev); ref != nil {
+				return ref
+			}
+		}
+	}
+	return nil
 }
 
 // banRefusal is the answer to a banned client.

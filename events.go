@@ -27,6 +27,16 @@ const (
 	// limits instead; "revocation", "replay", "ticket": refused, fail
 	// closed). At most one a second per check while the store fails.
 	EventStoreUnavailable EventKind = "store_unavailable"
+	// EventRevocationsFull: the revocation table was full of live
+	// revocations, so a new one was kept as a floor instead: every token
+	// issued up to it, of any subject, is refused until it would have
+	// lapsed (fail closed). Detail says until when.
+	EventRevocationsFull EventKind = "revocations_full"
+	// EventDisconnected: sockets were closed without revoking a token:
+	// by Guard.Disconnect (Reason "disconnect"), by a ban (Reason
+	// "banned") or by the per-subject quota evicting the oldest socket
+	// (Reason "session_replaced").
+	EventDisconnected EventKind = "disconnected"
 )
 
 // Event is one security-relevant occurrence. It never holds a token, a

@@ -145,6 +145,9 @@ type config struct {
 
 	limiterCapacity int
 
+	allowNoIat     bool // WithTokensWithoutIssuedAt (session.go)
+	evictOldest    bool // WithEvictOldest (session.go)
+	revokeCapacity int  // WithRevocationCapacity (session.go)
 	singleUse      bool
 	replayCapacity int
 	ticketTTL      time.Duration
@@ -178,6 +181,7 @@ func defaultConfig() config {
 		jwksRefresh:      5 * time.Minute,
 		limiterCapacity:  1 << 16,
 		replayCapacity:   DefaultReplayCapacity,
+		revokeCapacity:   DefaultRevokeCapacity,
 		ticketTTL:        DefaultTicketTTL,
 		ticketCapacity:   DefaultTicketCapacity,
 		expiryWarning:    DefaultExpiryWarning,

@@ -239,7 +239,11 @@ func New(opts ...Option) (*Guard, error) {
 	// The revocation feed starts last: nothing above can fail after it.
 	if g.shared != nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		if err := g.shared.Subscribe(ctx, g.onRevocation); err != nil {
+		err := g.shared.Subscribe(ctx, g.onRevocation)
+		if err == nil {
+			err = g.shared.SubscribeSessions(ctx, g.onSession)
+		}
+		if err != nil {
 			cancel()
 			if g.ver != nil && g.ver.dyn != nil {
 				g.ver.dyn.f.Close()
@@ -340,6 +344,7 @@ func buildVerifier(c *config, errs []error) (*verifier, []error) {
 		audience:    c.audience,
 		skew:        c.clockSkew,
 		maxLifetime: c.maxTokenLifetime,
+		allowNoIat:  c.allowNoIat,
 		now:         c.now,
 	}
 	var keyAlgs []string
