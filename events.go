@@ -27,10 +27,14 @@ const (
 	// limits instead; "revocation", "replay", "ticket": refused, fail
 	// closed). At most one a second per check while the store fails.
 	EventStoreUnavailable EventKind = "store_unavailable"
-	// EventRevocationsFull: the revocation table was full of live
-	// revocations, so a new one was kept as a floor instead: every token
-	// issued up to it, of any subject, is refused until it would have
-	// lapsed (fail closed). Detail says until when.
+	// EventRevocationsFull: a revocation did not fit, and tokens are
+	// refused wholesale instead of it being forgotten (fail closed).
+	// Reason "table_full": the Guard's table (WithRevocationCapacity) was
+	// full, so every token issued up to the revocation, of any subject,
+	// is refused until it would have lapsed (Detail says until when).
+	// Reason "store_full": a SharedStore's bounded copy refused one
+	// (ErrRevocationsFull), so every handshake and re-authentication is
+	// refused with 503 until it fits again; at most one a second.
 	EventRevocationsFull EventKind = "revocations_full"
 	// EventDisconnected: sockets were closed without revoking a token:
 	// by Guard.Disconnect (Reason "disconnect"), by a ban (Reason

@@ -455,6 +455,10 @@ func (g *Guard) storeFailed(ctx context.Context, check string, err error, ev Eve
 	if now-last < int64(time.Second) && now >= last || !g.storeWarned[i].CompareAndSwap(last, now) {
 		return
 	}
+	if errors.Is(err, ErrRevocationsFull) {
+		g.emit(ctx, Event{Kind: EventRevocationsFull, Reason: "store_full", Detail: "refused (fail closed): " + err.Error(), RemoteIP: ev.RemoteIP, Subject: ev.Subject})
+		return
+	}
 	detail := "decided with this instance's own limits: "
 	switch check {
 	case storeCheckRevocation, storeCheckReplay, storeCheckTicket:

@@ -36,6 +36,12 @@ const (
 // ErrRevoked: the token or its subject was revoked.
 var ErrRevoked = errors.New("wssec: token revoked")
 
+// ErrRevocationsFull is wrapped by a SharedStore's error when its bounded
+// copy of the revocations had to refuse one, so it cannot answer for every
+// token: the Guard then refuses (fail closed) and emits
+// EventRevocationsFull rather than EventStoreUnavailable.
+var ErrRevocationsFull = errors.New("wssec: revocation table full")
+
 // WithSingleUseTokens makes every token usable for one handshake only: its
 // jti is remembered until exp and a second handshake with it gets 401.
 // Tokens without a jti are refused. The cache holds at most n ids
@@ -303,7 +309,7 @@ func (g *Guard) recordRevocation(ctx context.Context, key string, v, floorBefore
 		return nil
 	case errors.Is(err, ttlcache.ErrFull):
 		g.sess.raiseFloor(floorBefore, until.UnixNano())
-		g.emit(ctx, Event{Kind: EventRevocationsFull, Reason: "revocations_full",
+		g.emit(ctx, Event{Kind: EventRevocationsFull, Reason: "table_full",
 			Detail: fmt.Sprintf("revocation table full (%d): every token issued before %s is refused until %s", g.sess.revoked.Cap(), time.Unix(0, floorBefore).UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))})
 		return nil
 	}
@@ -361,6 +367,15 @@ func (g *Guard) closeRevoked(ctx context.Context, now time.Time, rev Revocation)
 		}
 		if hit {
 			c.closeWith(ClosePolicy, "token revoked", false)
+			continue
+		}
+		// After a gap in the feed, bans it did not carry are checked too.
+		if rev.IsZero() && g.bans != nil {
+			ev := Event{Kind: EventDisconnected, RemoteIP: c.hs.ip, Subject: p.Subject}
+			if g.banCheck(ctx, clientKey(c.hs.ip), p.Subject, ev) != nil {
+				c.closeWith(ClosePolicy, "banned", false)
+				g.emit(ctx, Event{Kind: EventDisconnected, Reason: "banned", RemoteIP: c.hs.ip, Subject: p.Subject, CloseCode: ClosePolicy, Detail: "1 socket(s) closed: banned"})
+			}
 		}
 	}
 }

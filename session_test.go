@@ -559,7 +559,7 @@ func TestRevocation_TableFullFailsClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !f.events.has(EventRevocationsFull, "revocations_full") {
+	if !f.events.has(EventRevocationsFull, "table_full") {
 		t.Fatal("a full revocation table raised no revocations_full event")
 	}
 	if code := closeCode(t, ws); code != ClosePolicy {
