@@ -120,7 +120,7 @@ func (n notice) validate() error {
 	if len(n.R) > maxReasonLen || !utf8.ValidString(n.R) {
 		return errors.New("notice: reason too long or not UTF-8")
 	}
-	if n.Kind == kindSession || n.Kind == kindBan {
+	if n.Kind == kindSession {
 		if _, ok := sessionNotice(n.ID, n.R, n.O); !ok {
 			return errors.New("notice: session key is neither sub:<subject> nor ip:<addr>")
 		}
@@ -147,10 +147,13 @@ func (n notice) ttl() time.Duration { return time.Duration(n.TTL) * time.Millise
 
 // revocation returns the wssec.Revocation a revocation notice carries.
 func (n notice) revocation() wssec.Revocation {
-	if n.Kind == kindToken {
+	switch {
+	case n.Kind == kindToken:
 		return wssec.Revocation{TokenID: n.ID, TTL: n.ttl()}
+	case n.Kind == kindSubject && n.IB != nil:
+		return wssec.Revocation{Subject: n.ID, IssuedBefore: time.UnixMicro(*n.IB), TTL: n.ttl()}
 	}
-	return wssec.Revocation{Subject: n.ID, IssuedBefore: time.UnixMicro(*n.IB), TTL: n.ttl()}
+	return wssec.Revocation{} // not a revocation
 }
 
 // issuedBeforeMicros converts an IssuedBefore to Unix microseconds,
