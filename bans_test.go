@@ -310,3 +310,63 @@ func TestBan_ReauthRunsBanChecks(t *testing.T) {
 		t.Fatalf("socket of a banned subject after auth: %d %q, want 1008 \"banned\"", code, reason)
 	}
 }
+
+// TestBan_APIBanEndsSessions: BanSubject and BanIP ban as an automatic
+// ban does: the party's live sockets close with 1008 "banned" and its
+// handshakes get 429; others are untouched. Without WithBanPolicy they
+// are an error.
+func TestBan_APIBanEndsSessions(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(),
+		WithTrustedProxies("127.0.0.0/8"), WithHandshakeRate(1000, 1000),
+		WithBanPolicy(BanPolicy{Threshold: 3, Window: time.Minute, Duration: time.Minute}))
+	from := func(ip, sub string) http.Header {
+		h := f.headers(mint(t, claims{sub: sub}))
+		h.Set("X-Forwarded-For", ip)
+		return h
+	}
+	open := func(ip, sub string) *websocket.Conn {
+		ws, st, err := f.dial(from(ip, sub))
+		if err != nil {
+			t.Fatalf("dial %s from %s: %d %v", sub, ip, st, err)
+		}
+		return ws
+	}
+	alice := open("198.51.100.7", "alice")
+	carol := open("203.0.113.9", "carol")
+	bob := open("198.51.100.8", "bob")
+	ctx := context.Background()
+	if err := f.g.BanSubject(ctx, "alice", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := closeFrame(t, alice); code != ClosePolicy || reason != "banned" {
+		t.Fatalf("alice after BanSubject: %d %q, want 1008 \"banned\"", code, reason)
+	}
+	if err := f.g.BanIP(ctx, netip.MustParseAddr("203.0.113.9"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := closeFrame(t, carol); code != ClosePolicy || reason != "banned" {
+		t.Fatalf("carol after BanIP of her address: %d %q, want 1008 \"banned\"", code, reason)
+	}
+	if _, st, _ := f.dial(from("192.0.2.1", "alice")); st != http.StatusTooManyRequests {
+		t.Fatalf("banned subject: %d, want 429", st)
+	}
+	if _, st, _ := f.dial(from("203.0.113.9", "dave")); st != http.StatusTooManyRequests {
+		t.Fatalf("banned address: %d, want 429", st)
+	}
+	sendJSON(t, bob, map[string]any{"action": "ping", "id": "p"})
+	if m := readFrame(t, bob); m["action"] != "pong" {
+		t.Fatalf("bob: %v, want pong", m)
+	}
+	if !f.events.has(EventBanned, "api") {
+		t.Fatalf("no banned/api event: %v", f.events.reasons(EventBanned))
+	}
+
+	g, err := New(WithHMACKey(testKey), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.BanSubject(ctx, "alice", time.Hour); err == nil {
+		t.Fatal("BanSubject without WithBanPolicy: nil error")
+	}
+}

@@ -60,7 +60,8 @@
 //	    "slow_consumer").
 //	wssec_bans_total{class}
 //	    bans placed by wssec.WithBanPolicy, by class ("token", "origin",
-//	    "rate", "message").
+//	    "rate", "message"), and by Guard.BanSubject and Guard.BanIP
+//	    ("api").
 //	wssec_revocations_total{reason}
 //	    calls to Guard.Revoke ("subject_revoked") and Guard.RevokeToken
 //	    ("token_revoked").

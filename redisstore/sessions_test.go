@@ -295,3 +295,25 @@ func TestGuards_EvictOldestAcrossInstances(t *testing.T) {
 		t.Fatal("the new session on B is not usable")
 	}
 }
+
+// TestGuards_APIBanEndsSessionsOnEveryInstance: BanSubject on A closes
+// the subject's socket on B with 1008 "banned", and B refuses it.
+func TestGuards_APIBanEndsSessionsOnEveryInstance(t *testing.T) {
+	addr, _, _ := startRedis(t)
+	prefix := testPrefix(t)
+	ban := wssec.WithBanPolicy(wssec.BanPolicy{Threshold: 3, Window: time.Minute, Duration: time.Minute})
+	a := newInstance(t, addr, prefix, nil, ban)
+	b := newInstance(t, addr, prefix, nil, ban)
+	onB := b.mustOpen(token(t, "alice"))
+	bob := b.mustOpen(token(t, "bob"))
+	if err := a.g.BanSubject(context.Background(), "alice", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := closeFrame(t, onB); code != websocket.ClosePolicyViolation || reason != "banned" {
+		t.Fatalf("alice's socket on B: %d %q, want 1008 \"banned\"", code, reason)
+	}
+	if !stillOpen(bob) {
+		t.Fatal("bob's socket on B was closed")
+	}
+	b.mustRefuse(token(t, "alice"), http.StatusTooManyRequests)
+}
