@@ -66,7 +66,10 @@ type SharedStore interface {
 	// to every instance sharing the store, this one included.
 	Revoke(ctx context.Context, rev Revocation) error
 	// Revoked reports whether a token of subject, with id tokenID (may be
-	// empty) and issued at issuedAt (zero when unknown), is revoked.
+	// empty) and issued at issuedAt (zero when unknown), is revoked. The
+	// Guard passes the token's iat less its clock skew, so that a token
+	// stamped by an issuer whose clock runs ahead counts as issued before
+	// a revocation made at the same moment.
 	Revoked(ctx context.Context, subject, tokenID string, issuedAt time.Time) (bool, error)
 	// Ban bans key ("ip:<addr>" or "sub:<subject>") for ttl.
 	Ban(ctx context.Context, key string, ttl time.Duration) error
@@ -120,8 +123,11 @@ type SessionNotice struct {
 
 // Revocation is a revocation recorded in a SharedStore: either every
 // token of Subject issued at or before IssuedBefore (tokens without an
-// issue time included), or the one token whose id is TokenID. TTL is how
-// long it must be kept: the longest time a revoked token can stay valid.
+// issue time included), or the one token whose id is TokenID (then
+// IssuedBefore, when set, is only when it was revoked). TTL is how long
+// it must be kept: until the last token it covers has expired (for a
+// subject, the maximum token lifetime plus twice the clock skew; for a
+// token id, until its exp plus the skew).
 type Revocation struct {
 	Subject      string
 	IssuedBefore time.Time

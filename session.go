@@ -75,22 +75,6 @@ func WithExpiryWarning(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.expiryWarning = d })
 }
 
-// WithTokensWithoutIssuedAt accepts tokens that carry no iat claim.
-// Default: such tokens are refused with 401 ("iat missing"), because no
-// revocation can be kept long enough to cover them: a token without iat
-// proves neither when it was issued (so a subject revocation cannot tell
-// it from a newer token) nor how long it may live (its lifetime is
-// measured from the handshake, so one whose exp is far away is accepted
-// again once exp comes within WithMaxTokenLifetime). With this option a
-// token without iat is refused while a revocation of its subject is kept
-// (WithMaxTokenLifetime plus twice WithClockSkew after the revocation),
-// and accepted again after that if its exp is still ahead: revoke such
-// tokens by jti with RevokeToken and their exp, which is kept until exp.
-// Repeated calls have the same effect as one.
-func WithTokensWithoutIssuedAt() Option {
-	return optionFunc(func(c *config) { c.allowNoIat = true })
-}
-
 // sessions holds revocations, the replay cache and tickets.
 type sessions struct {
 	revoked *ttlcache.Cache[string, int64]    // subject → revoked-before (unix ns); jti → 0
