@@ -29,7 +29,9 @@ func sessionExampleToken(sub string) string {
 
 // sessionExampleServer serves g on loopback and returns a dial function.
 func sessionExampleServer(g *wssec.Guard) (dial func(sub string) (*websocket.Conn, int), stop func()) {
+	ready := make(chan struct{}, 8)
 	srv := httptest.NewServer(g.Handler(func(ctx context.Context, c *wssec.Conn) {
+		ready <- struct{}{} // the Guard holds the socket now
 		for {
 			if _, err := c.ReadMessage(ctx); err != nil {
 				return
@@ -43,6 +45,7 @@ func sessionExampleServer(g *wssec.Guard) (dial func(sub string) (*websocket.Con
 		if err != nil {
 			return nil, resp.StatusCode
 		}
+		<-ready
 		return c, resp.StatusCode
 	}
 	return dial, func() { g.Close(); srv.Close() }

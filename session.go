@@ -387,8 +387,10 @@ func (g *Guard) onRevocation(rev Revocation) {
 // SharedStore, without revoking any token: the client may connect again
 // with a token it holds. It is what a "log out other devices" button
 // (together with a revocation) or an admin console needs; to keep the
-// subject out, use Revoke. It returns an error if the store could not
-// announce it (this instance's sockets are closed all the same).
+// subject out, use Revoke. A socket whose handshake is still in flight
+// when Disconnect runs is not closed. It returns an error if the store
+// could not announce it (this instance's sockets are closed all the
+// same).
 func (g *Guard) Disconnect(ctx context.Context, subject, reason string) error {
 	if subject == "" || len(subject) > maxSubjectLen {
 		return errors.New("wssec: disconnect: invalid subject")
@@ -461,10 +463,11 @@ func (g *Guard) onSession(n SessionNotice) {
 // wants (WithConnLimits(perIP, 1, total) plus this option: a new login
 // replaces the old session). The evicted socket is closed with 1008 and
 // the reason "session replaced". Default: off (the newest is refused).
-// Only this instance's sockets are evicted; with a SharedStore, when the
-// subject's sockets are all on other instances, the oldest of them on
-// each such instance is asked to close (through SessionNotice) and the
-// handshake waits up to one second for a slot, then gets 429.
+// With a SharedStore, when the subject's sockets are all on other
+// instances, the oldest of them on each such instance is asked to close
+// (through SessionNotice). A handshake waits at most two seconds for a
+// slot to free (a slot held by a handshake that has not upgraded yet
+// included), then gets 429.
 // Repeated calls have the same effect as one.
 func WithEvictOldest() Option {
 	return optionFunc(func(c *config) { c.evictOldest = true })
@@ -526,16 +529,14 @@ func (g *Guard) acquireEvicting(ctx context.Context, ls *lease, sub string, ref 
 	announced := false
 	for ref != nil && ref.reason == "quota_subject" && time.Now().Before(deadline) {
 		if !g.evictOldest(ctx, sub) {
-			if g.shared == nil || !useStore {
-				break
-			}
-			if !announced {
+			// No socket of the subject here to evict: it is on another
+			// instance, or its handshake holds the slot and is still
+			// being upgraded. Ask the other instances once, and wait.
+			if !announced && g.shared != nil && useStore {
 				announced = true
-				if g.shared.Announce(ctx, SessionNotice{Subject: sub, Reason: evictReason, Oldest: true}) != nil {
-					break
-				}
+				_ = g.shared.Announce(ctx, SessionNotice{Subject: sub, Reason: evictReason, Oldest: true})
 			}
-			t := time.NewTimer(50 * time.Millisecond)
+			t := time.NewTimer(20 * time.Millisecond)
 			select {
 			case <-t.C:
 			case <-ctx.Done():

@@ -512,6 +512,8 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	// closes that gap.
 	if revoked, _ := g.isRevoked(r.Context(), hs.principal, g.now()); revoked {
 		c.closeWith(ClosePolicy, "token revoked", false)
+	} else if g.banCheck(r.Context(), clientKey(hs.ip), hs.principal.Subject, ev) != nil {
+		c.closeWith(ClosePolicy, "banned", false) // the same gap, for a ban
 	}
 	return c, nil
 }

@@ -262,6 +262,10 @@ func TestGuards_DisconnectClosesOnEveryInstance(t *testing.T) {
 	alice := token(t, "alice")
 	onA, onB := a.mustOpen(alice), b.mustOpen(alice)
 	bob := b.mustOpen(token(t, "bob"))
+	// A ping round trip each: both sockets are held by their Guards.
+	if !stillOpen(onA) || !stillOpen(onB) {
+		t.Fatal("alice's sockets are not usable")
+	}
 	if err := a.g.Disconnect(context.Background(), "alice", "signed out everywhere"); err != nil {
 		t.Fatal(err)
 	}
