@@ -129,10 +129,16 @@ func WithRevocationCapacity(n int) Option {
 	})
 }
 
-// raiseFloor records a revocation the table could not hold.
-func (s *sessions) raiseFloor(before, until int64) {
+// raiseFloor records a revocation the table could not hold: one that
+// covers tokens issued up to before, kept until until. A floor that has
+// lapsed is replaced; a live one only grows.
+func (s *sessions) raiseFloor(before, until, now int64) {
 	s.floorMu.Lock()
 	defer s.floorMu.Unlock()
+	if now >= s.floorUntil {
+		s.floorBefore, s.floorUntil = before, until
+		return
+	}
 	s.floorBefore = max(s.floorBefore, before)
 	s.floorUntil = max(s.floorUntil, until)
 }
@@ -292,7 +298,7 @@ func (g *Guard) recordRevocation(ctx context.Context, key string, v, floorBefore
 	case err == nil, errors.Is(err, ttlcache.ErrExists):
 		return nil
 	case errors.Is(err, ttlcache.ErrFull):
-		g.sess.raiseFloor(floorBefore, until.UnixNano())
+		g.sess.raiseFloor(floorBefore, until.UnixNano(), now.UnixNano())
 		g.emit(ctx, Event{Kind: EventRevocationsFull, Reason: "table_full",
 			Detail: fmt.Sprintf("revocation table full (%d): every token issued before %s is refused until %s", g.sess.revoked.Cap(), time.Unix(0, floorBefore).UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))})
 		return nil
