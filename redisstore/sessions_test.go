@@ -321,3 +321,31 @@ func TestGuards_APIBanEndsSessionsOnEveryInstance(t *testing.T) {
 	}
 	b.mustRefuse(token(t, "alice"), http.StatusTooManyRequests)
 }
+
+// TestGuards_FullMirrorFailsClosed: when B's bounded mirror cannot hold
+// every live revocation, B answers no revocation check: every token
+// handshake is refused with 503 (fail closed, never a forgotten
+// revocation) and B reports EventRevocationsFull ("store_full").
+func TestGuards_FullMirrorFailsClosed(t *testing.T) {
+	addr, _, _ := startRedis(t)
+	prefix := testPrefix(t)
+	a := newInstance(t, addr, prefix, nil)
+	b := newInstance(t, addr, prefix, []Option{WithMirrorCapacity(1)})
+	b.mustOpen(token(t, "alice")) // B's feed is up
+	for _, sub := range []string{"bob", "carol"} {
+		if err := a.g.Revoke(context.Background(), sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "B fails closed", func() bool {
+		c, status := b.dial(token(t, "dave"), "")
+		if c != nil {
+			c.Close()
+		}
+		return status == http.StatusServiceUnavailable
+	})
+	if !b.obs.has(wssec.EventRevocationsFull, "store_full") {
+		t.Fatal("B refused without a revocations_full/store_full event")
+	}
+	a.mustOpen(token(t, "dave")) // A's mirror has room
+}
