@@ -160,34 +160,129 @@ func (g *Guard) recordRefusal(ctx context.Context, class banClass, key netip.Add
 	if key.IsValid() {
 		if ok, _ := b.byIP[class].Allow(limiter.KeyFromAddr(key), n); !ok {
 			ev := Event{Kind: EventBanned, Reason: banClassNames[class], RemoteIP: key}
-			g.placeBan(ctx, b.ips.Add(key, end, end, n), banKeyIP(key), ev)
+			g.placeBan(ctx, b.ips.Add(key, end, end, n), banKeyIP(key), b.pol.Duration, ev)
 		}
 	}
 	if sub != "" {
 		if ok, _ := b.bySub[class].Allow(limiter.KeyFromString(sub), n); !ok {
 			ev := Event{Kind: EventBanned, Reason: banClassNames[class], Subject: sub}
-			g.placeBan(ctx, b.subjects.Add(sub, end, end, n), banKeySubject(sub), ev)
+			g.placeBan(ctx, b.subjects.Add(sub, end, end, n), banKeySubject(sub), b.pol.Duration, ev)
 		}
 	}
 }
 
 // placeBan reports a ban placed in this instance (err is the local ban
-// list's answer) and, with a SharedStore, shares it with every instance.
-func (g *Guard) placeBan(ctx context.Context, err error, key string, ev Event) {
+// list's answer), closes the banned party's live sockets with 1008
+// "banned" and, with a SharedStore, shares the ban with every instance,
+// each of which closes its own.
+func (g *Guard) placeBan(ctx context.Context, err error, key string, d time.Duration, ev Event) error {
+	var serr error
 	if g.shared != nil && (err == nil || err == ttlcache.ErrExists) {
-		if serr := g.shared.Ban(ctx, key, g.bans.pol.Duration); serr != nil {
+		if serr = g.shared.Ban(ctx, key, d); serr != nil {
 			g.storeFailed(ctx, storeCheckBan, serr, ev)
 		}
 	}
+	if (err == nil || err == ttlcache.ErrExists) && !g.cfg.reportOnly[GuardBan] {
+		// A ban ends the party's sessions here at once; with a
+		// SharedStore every other instance closes its own on the ban's
+		// notice (SubscribeSessions).
+		g.closeSessions(ctx, SessionNotice{Subject: ev.Subject, IP: ev.RemoteIP, Reason: "banned"}, "banned")
+	}
 	switch {
 	case err == nil:
-		ev.Detail = fmt.Sprintf("banned for %s", g.bans.pol.Duration)
+		ev.Detail = fmt.Sprintf("banned for %s", d)
 		g.emit(ctx, ev)
 	case err == ttlcache.ErrExists: // already banned
 	default:
 		ev.Kind, ev.Detail = EventConfigWarning, "ban list full: "+err.Error()
 		g.emit(ctx, ev)
+		return fmt.Errorf("wssec: ban: list full (%w)", ErrCapacity)
 	}
+	if serr != nil {
+		return fmt.Errorf("wssec: ban: not shared with other instances: %w", serr)
+	}
+	return nil
+}
+
+// BanSubject bans subject for d, as an automatic ban does: its live
+// sockets close with 1008 "banned" (on every instance with a
+// SharedStore), and its handshakes (429) and re-authentications are
+// refused until the ban ends. A longer ban already in place is kept.
+// It needs WithBanPolicy, whose Capacity bounds the ban list; d must be
+// positive. It returns an error when the list is full (matching
+// ErrCapacity; nothing is recorded) or the store could not share the ban
+// (it then holds in this instance).
+func (g *Guard) BanSubject(ctx context.Context, subject string, d time.Duration) error {
+	if subject == "" || len(subject) > maxSubjectLen {
+		return fmt.Errorf("wssec: ban: invalid subject")
+	}
+	return g.banByAPI(ctx, d, func(end, now int64) (string, Event, error) {
+		return banKeySubject(subject), Event{Kind: EventBanned, Reason: "api", Subject: subject}, extendBan(g.bans.subjects, subject, end, now)
+	})
+}
+
+// BanIP is BanSubject for a client IP (an IPv6 address bans its /64, the
+// key of every per-client limit): every socket from it closes and its
+// handshakes get 429 before any other work.
+func (g *Guard) BanIP(ctx context.Context, ip netip.Addr, d time.Duration) error {
+	if !ip.IsValid() {
+		return fmt.Errorf("wssec: ban: invalid IP")
+	}
+	key := clientKey(ip.Unmap())
+	return g.banByAPI(ctx, d, func(end, now int64) (string, Event, error) {
+		return banKeyIP(key), Event{Kind: EventBanned, Reason: "api", RemoteIP: key}, extendBan(g.bans.ips, key, end, now)
+	})
+}
+
+// extendBan bans k until end in c, lengthening a shorter ban in place;
+// a ban that already lasts as long answers ttlcache.ErrExists.
+func extendBan[K comparable](c *ttlcache.Cache[K, int64], k K, end, now int64) error {
+	if cur, ok := c.Get(k, now); ok {
+		if cur >= end {
+			return ttlcache.ErrExists
+		}
+		c.Delete(k)
+	}
+	return c.Add(k, end, end, now)
+}
+
+func (g *Guard) banByAPI(ctx context.Context, d time.Duration, add func(end, now int64) (string, Event, error)) error {
+	if g.bans == nil {
+		return fmt.Errorf("wssec: ban: bans are off (WithBanPolicy)")
+	}
+	if d <= 0 {
+		return fmt.Errorf("wssec: ban: duration %s is not positive", d)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	now := g.now()
+	key, ev, err := add(now.Add(d).UnixNano(), now.UnixNano())
+	return g.placeBan(ctx, err, key, d, ev)
+}
+
+// banCheck runs the handshake's ban checks for a client key and a
+// subject (either may be empty) and returns the refusal, if any: the
+// same checks for a handshake and an in-band re-authentication.
+func (g *Guard) banCheck(ctx context.Context, key netip.Addr, sub string, ev Event) *refusal {
+	if g.bans == nil {
+		return nil
+	}
+	if key.IsValid() {
+		if banned, wait := g.ipBanned(ctx, key, ev); banned {
+			if ref := g.enforce(ctx, GuardBan, banRefusal(wait), ev); ref != nil {
+				return ref
+			}
+		}
+	}
+	if sub != "" {
+		if banned, wait := g.subjectBanned(ctx, sub, ev); banned {
+			if ref := g.enforce(ctx, GuardBan, banRefusal(wait), ev); ref != nil {
+				return ref
+			}
+		}
+	}
+	return nil
 }
 
 // banRefusal is the answer to a banned client.

@@ -184,12 +184,17 @@ func TestBan_SubjectFromRefusedMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 3 {
+	for i := range 2 {
 		ws.WriteMessage(websocket.TextMessage, []byte(`{"action":"no_such_action","id":"`+string(rune('a'+i))+`"}`))
 		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, msg, err := ws.ReadMessage(); err != nil || !strings.Contains(string(msg), "unknown_action") {
 			t.Fatalf("refused message %d: %s %v", i, msg, err)
 		}
+	}
+	// The third places the ban, which ends the banned party's session.
+	ws.WriteMessage(websocket.TextMessage, []byte(`{"action":"no_such_action","id":"c"}`))
+	if code, reason := closeFrame(t, ws); code != ClosePolicy || reason != "banned" {
+		t.Fatalf("socket after the refusal that placed the ban: %d %q, want 1008 \"banned\"", code, reason)
 	}
 	if !f.events.has(EventBanned, "message") {
 		t.Fatalf("three refused messages placed no ban: %v", f.events.all())
@@ -241,3 +246,127 @@ func TestBan_CapacityBoundsTheBanList(t *testing.T) {
 type observerFunc func(Event)
 
 func (f observerFunc) Observe(e Event) { f(e) }
+
+// TestBan_EndsLiveSessions (issue 13, finding 3): a ban ends the banned
+// party's live sockets with 1008 "banned": a banned subject's sockets from
+// any address, and every socket from a banned address, whoever holds it;
+// others stay open.
+func TestBan_EndsLiveSessions(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(),
+		WithTrustedProxies("127.0.0.0/8"), WithHandshakeRate(1000, 1000), WithDenialLimit(10),
+		WithBanPolicy(BanPolicy{Threshold: 3, Window: time.Minute, Duration: time.Minute}))
+	open := func(ip, sub string) *websocket.Conn {
+		h := f.headers(mint(t, claims{sub: sub}))
+		h.Set("X-Forwarded-For", ip)
+		ws, st, err := f.dial(h)
+		if err != nil {
+			t.Fatalf("dial %s from %s: %d %v", sub, ip, st, err)
+		}
+		return ws
+	}
+	offender := open("203.0.113.1", "alice")
+	aliceElsewhere := open("198.51.100.7", "alice")
+	carolSameIP := open("203.0.113.1", "carol")
+	bob := open("198.51.100.8", "bob")
+	for i := range 3 {
+		offender.WriteMessage(websocket.TextMessage, []byte(`{"action":"no_such_action","id":"`+string(rune('a'+i))+`"}`))
+	}
+	for name, ws := range map[string]*websocket.Conn{"alice's other socket": aliceElsewhere, "carol's socket from the banned address": carolSameIP} {
+		if code, reason := closeFrame(t, ws); code != ClosePolicy || reason != "banned" {
+			t.Fatalf("%s: %d %q, want 1008 \"banned\"", name, code, reason)
+		}
+	}
+	sendJSON(t, bob, map[string]any{"action": "ping", "id": "p"})
+	if m := readFrame(t, bob); m["action"] != "pong" {
+		t.Fatalf("bob's socket after the ban: %v, want pong", m)
+	}
+	if !f.events.has(EventDisconnected, "banned") {
+		t.Fatalf("no disconnected/banned event: %v", f.events.reasons(EventDisconnected))
+	}
+}
+
+// TestBan_ReauthRunsBanChecks (finding 3): in-band re-authentication runs
+// the ban checks of a handshake. A subject banned while its socket stayed
+// open (here the ban is entered in the list directly, as when this
+// instance learns of a ban late) cannot re-authenticate with a fresh
+// token: the frame is refused and the socket ends with 1008.
+func TestBan_ReauthRunsBanChecks(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(),
+		WithBanPolicy(BanPolicy{Threshold: 3, Window: time.Minute, Duration: time.Minute}))
+	ws, st, err := f.dial(f.headers(mint(t, claims{sub: "alice"})))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	now := time.Now()
+	if err := f.g.bans.subjects.Add("alice", now.Add(time.Minute).UnixNano(), now.Add(time.Minute).UnixNano(), now.UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	sendJSON(t, ws, map[string]any{"action": "auth", "id": "a1", "payload": map[string]any{"token": mint(t, claims{sub: "alice"})}})
+	m := readFrame(t, ws)
+	if m["action"] != "error" || m["id"] != "a1" {
+		t.Fatalf("re-authentication of a banned subject: %v, want an error frame for a1", m)
+	}
+	if code, reason := closeFrame(t, ws); code != ClosePolicy || reason != "banned" {
+		t.Fatalf("socket of a banned subject after auth: %d %q, want 1008 \"banned\"", code, reason)
+	}
+}
+
+// TestBan_APIBanEndsSessions: BanSubject and BanIP ban as an automatic
+// ban does: the party's live sockets close with 1008 "banned" and its
+// handshakes get 429; others are untouched. Without WithBanPolicy they
+// are an error.
+func TestBan_APIBanEndsSessions(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(),
+		WithTrustedProxies("127.0.0.0/8"), WithHandshakeRate(1000, 1000),
+		WithBanPolicy(BanPolicy{Threshold: 3, Window: time.Minute, Duration: time.Minute}))
+	from := func(ip, sub string) http.Header {
+		h := f.headers(mint(t, claims{sub: sub}))
+		h.Set("X-Forwarded-For", ip)
+		return h
+	}
+	open := func(ip, sub string) *websocket.Conn {
+		ws, st, err := f.dial(from(ip, sub))
+		if err != nil {
+			t.Fatalf("dial %s from %s: %d %v", sub, ip, st, err)
+		}
+		return ws
+	}
+	alice := open("198.51.100.7", "alice")
+	carol := open("203.0.113.9", "carol")
+	bob := open("198.51.100.8", "bob")
+	ctx := context.Background()
+	if err := f.g.BanSubject(ctx, "alice", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := closeFrame(t, alice); code != ClosePolicy || reason != "banned" {
+		t.Fatalf("alice after BanSubject: %d %q, want 1008 \"banned\"", code, reason)
+	}
+	if err := f.g.BanIP(ctx, netip.MustParseAddr("203.0.113.9"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := closeFrame(t, carol); code != ClosePolicy || reason != "banned" {
+		t.Fatalf("carol after BanIP of her address: %d %q, want 1008 \"banned\"", code, reason)
+	}
+	if _, st, _ := f.dial(from("192.0.2.1", "alice")); st != http.StatusTooManyRequests {
+		t.Fatalf("banned subject: %d, want 429", st)
+	}
+	if _, st, _ := f.dial(from("203.0.113.9", "dave")); st != http.StatusTooManyRequests {
+		t.Fatalf("banned address: %d, want 429", st)
+	}
+	sendJSON(t, bob, map[string]any{"action": "ping", "id": "p"})
+	if m := readFrame(t, bob); m["action"] != "pong" {
+		t.Fatalf("bob: %v, want pong", m)
+	}
+	if !f.events.has(EventBanned, "api") {
+		t.Fatalf("no banned/api event: %v", f.events.reasons(EventBanned))
+	}
+
+	g, err := New(WithHMACKey(testKey), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.BanSubject(ctx, "alice", time.Hour); err == nil {
+		t.Fatal("BanSubject without WithBanPolicy: nil error")
+	}
+}

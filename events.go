@@ -27,6 +27,20 @@ const (
 	// limits instead; "revocation", "replay", "ticket": refused, fail
 	// closed). At most one a second per check while the store fails.
 	EventStoreUnavailable EventKind = "store_unavailable"
+	// EventRevocationsFull: a revocation did not fit, and tokens are
+	// refused wholesale instead of it being forgotten (fail closed).
+	// Reason "table_full": the Guard's table (WithRevocationCapacity) was
+	// full, so every token issued up to the revocation, of any subject,
+	// is refused until it would have lapsed (Detail says until when).
+	// Reason "store_full": a SharedStore's bounded copy refused one
+	// (ErrRevocationsFull), so every handshake and re-authentication is
+	// refused with 503 until it fits again; at most one a second.
+	EventRevocationsFull EventKind = "revocations_full"
+	// EventDisconnected: sockets were closed without revoking a token:
+	// by Guard.Disconnect (Reason "disconnect"), by a ban (Reason
+	// "banned") or by the per-subject quota evicting the oldest socket
+	// (Reason "session_replaced").
+	EventDisconnected EventKind = "disconnected"
 )
 
 // Event is one security-relevant occurrence. It never holds a token, a

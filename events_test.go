@@ -125,6 +125,10 @@ func (evFailStore) TakeTicket(context.Context, string) ([]byte, bool, error) {
 	return nil, false, errUnreachable
 }
 func (evFailStore) Subscribe(context.Context, func(Revocation)) error { return nil }
+func (evFailStore) Announce(context.Context, SessionNotice) error     { return errUnreachable }
+func (evFailStore) SubscribeSessions(context.Context, func(SessionNotice)) error {
+	return nil
+}
 
 // evRateFailStore is a plain Store that cannot decide.
 type evRateFailStore struct{}

@@ -825,12 +825,22 @@ func TestJWT(t *testing.T) {
 		{"lifetime too long by default (15 min)", nil, func(t *testing.T) string {
 			return mint(t, claims{exp: now.Add(24 * time.Hour)})
 		}, 401, "token_lifetime"},
-		{"lifetime too long without iat", []Option{WithHMACKey(testKey), WithMaxTokenLifetime(5 * time.Minute)}, func(t *testing.T) string {
+		{"lifetime too long without iat", []Option{WithHMACKey(testKey), WithMaxTokenLifetime(5 * time.Minute), WithTokensWithoutIssuedAt()}, func(t *testing.T) string {
 			c := goodClaims()
 			delete(c, "iat")
 			c["exp"] = now.Add(10 * time.Minute).Unix()
 			return handJWT(t, hsHeader(nil), c, hs256(testKey))
 		}, 401, "token_lifetime"},
+		{"iat missing (refused by default)", nil, func(t *testing.T) string {
+			c := goodClaims()
+			delete(c, "iat")
+			return handJWT(t, hsHeader(nil), c, hs256(testKey))
+		}, 401, "token_claims"},
+		{"iat missing, WithTokensWithoutIssuedAt", []Option{WithHMACKey(testKey), WithTokensWithoutIssuedAt()}, func(t *testing.T) string {
+			c := goodClaims()
+			delete(c, "iat")
+			return handJWT(t, hsHeader(nil), c, hs256(testKey))
+		}, 101, ""},
 		{"wrong signature", nil, func(t *testing.T) string {
 			return handJWT(t, hsHeader(nil), goodClaims(), hs256([]byte("another-secret-another-secret-00")))
 		}, 401, "token_signature"},

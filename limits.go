@@ -66,7 +66,10 @@ type SharedStore interface {
 	// to every instance sharing the store, this one included.
 	Revoke(ctx context.Context, rev Revocation) error
 	// Revoked reports whether a token of subject, with id tokenID (may be
-	// empty) and issued at issuedAt (zero when unknown), is revoked.
+	// empty) and issued at issuedAt (zero when unknown), is revoked. The
+	// Guard passes the token's iat less its clock skew, so that a token
+	// stamped by an issuer whose clock runs ahead counts as issued before
+	// a revocation made at the same moment.
 	Revoked(ctx context.Context, subject, tokenID string, issuedAt time.Time) (bool, error)
 	// Ban bans key ("ip:<addr>" or "sub:<subject>") for ttl.
 	Ban(ctx context.Context, key string, ttl time.Duration) error
@@ -89,12 +92,42 @@ type SharedStore interface {
 	// Subscribe returns once the feed is set up; the goroutine it starts
 	// ends when ctx is done.
 	Subscribe(ctx context.Context, fn func(Revocation)) error
+	// Announce tells every instance sharing the store, this one
+	// included, to close the live sockets n names: it reaches them
+	// through SubscribeSessions. It keeps nothing: an instance whose
+	// feed is down when n is sent does not see it.
+	Announce(ctx context.Context, n SessionNotice) error
+	// SubscribeSessions calls fn with every notice announced by any
+	// instance and with one for every ban recorded by Ban (naming the
+	// banned subject or client IP, Reason "banned"), until ctx is done,
+	// so that each instance closes its own sockets of that party. fn is
+	// called from one goroutine and must not block for long. It returns
+	// once the feed is set up, like Subscribe.
+	SubscribeSessions(ctx context.Context, fn func(SessionNotice)) error
+}
+
+// SessionNotice asks every instance to close some of its live sockets
+// without revoking a token: those of Subject, or those whose client IP
+// (an IPv6 address by its /64, as the per-client limits key it) is IP,
+// with close code 1008 and Reason. Guard.Disconnect and bans send one.
+//
+// With Oldest set, only the oldest socket of Subject on each instance is
+// closed (the per-subject quota's WithEvictOldest, when the subject's
+// sockets are on other instances).
+type SessionNotice struct {
+	Subject string
+	IP      netip.Addr
+	Reason  string
+	Oldest  bool
 }
 
 // Revocation is a revocation recorded in a SharedStore: either every
 // token of Subject issued at or before IssuedBefore (tokens without an
-// issue time included), or the one token whose id is TokenID. TTL is how
-// long it must be kept: the longest time a revoked token can stay valid.
+// issue time included), or the one token whose id is TokenID (then
+// IssuedBefore, when set, is only when it was revoked). TTL is how long
+// it must be kept: until the last token it covers has expired (for a
+// subject, the maximum token lifetime plus twice the clock skew; for a
+// token id, until its exp plus the skew).
 type Revocation struct {
 	Subject      string
 	IssuedBefore time.Time
@@ -252,10 +285,17 @@ func (g *Guard) acquireClient(ctx context.Context, key netip.Addr, useStore bool
 
 // acquireSubject adds the per-subject slot to ls, after the token.
 func (g *Guard) acquireSubject(ctx context.Context, ls *lease, sub string, ev Event) *refusal {
-	ref, err := ls.acquireSubject(ctx, sub, g.lim.store != nil)
+	useStore := g.lim.store != nil
+	ref, err := ls.acquireSubject(ctx, sub, useStore)
+	if err == nil && ref != nil && g.cfg.evictOldest {
+		ref, err = g.acquireEvicting(ctx, ls, sub, ref, useStore)
+	}
 	if err != nil {
 		g.storeFailed(ctx, storeCheckQuota, err, ev)
 		ref, _ = ls.acquireSubject(ctx, sub, false)
+		if ref != nil && g.cfg.evictOldest {
+			ref, _ = g.acquireEvicting(ctx, ls, sub, ref, false)
+		}
 	}
 	if ref != nil {
 		ref.retryAfter = 1
@@ -419,6 +459,10 @@ func (g *Guard) storeFailed(ctx context.Context, check string, err error, ev Eve
 	now := g.now().UnixNano()
 	last := g.storeWarned[i].Load()
 	if now-last < int64(time.Second) && now >= last || !g.storeWarned[i].CompareAndSwap(last, now) {
+		return
+	}
+	if errors.Is(err, ErrRevocationsFull) {
+		g.emit(ctx, Event{Kind: EventRevocationsFull, Reason: "store_full", Detail: "refused (fail closed): " + err.Error(), RemoteIP: ev.RemoteIP, Subject: ev.Subject})
 		return
 	}
 	detail := "decided with this instance's own limits: "

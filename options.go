@@ -151,6 +151,9 @@ type config struct {
 
 	limiterCapacity int
 
+	allowNoIat     bool // WithTokensWithoutIssuedAt
+	evictOldest    bool // WithEvictOldest (session.go)
+	revokeCapacity int  // WithRevocationCapacity (session.go)
 	singleUse      bool
 	replayCapacity int
 	ticketTTL      time.Duration
@@ -184,6 +187,7 @@ func defaultConfig() config {
 		jwksRefresh:      5 * time.Minute,
 		limiterCapacity:  1 << 16,
 		replayCapacity:   DefaultReplayCapacity,
+		revokeCapacity:   DefaultRevokeCapacity,
 		ticketTTL:        DefaultTicketTTL,
 		ticketCapacity:   DefaultTicketCapacity,
 		expiryWarning:    DefaultExpiryWarning,
@@ -297,6 +301,22 @@ func WithClockSkew(d time.Duration) Option {
 // iat is absent) is longer than d. Default 15 minutes; must be positive.
 func WithMaxTokenLifetime(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.maxTokenLifetime = d })
+}
+
+// WithTokensWithoutIssuedAt accepts tokens that carry no iat claim.
+// Default: such tokens are refused with 401 ("iat missing"), because no
+// revocation can be kept long enough to cover them: a token without iat
+// proves neither when it was issued (so a subject revocation cannot tell
+// it from a newer token) nor how long it may live (its lifetime is
+// measured from the handshake, so one whose exp is far away is accepted
+// again once exp comes within WithMaxTokenLifetime). With this option a
+// token without iat is refused while a revocation of its subject is kept
+// (WithMaxTokenLifetime plus twice WithClockSkew after the revocation),
+// and accepted again after that if its exp is still ahead: revoke such
+// tokens by jti with RevokeToken and their exp, which is kept until exp.
+// Repeated calls have the same effect as one.
+func WithTokensWithoutIssuedAt() Option {
+	return optionFunc(func(c *config) { c.allowNoIat = true })
 }
 
 // WithMaxTokenSize caps the size of a token in bytes, checked before it is

@@ -13,8 +13,9 @@ type authPayload struct {
 }
 
 // reauth runs the built-in "auth" action on the reading goroutine: the
-// new token goes through the same verification as a handshake, must name
-// the same subject and tenant, and then replaces the principal atomically
+// new token goes through the same verification, ban checks, revocation
+// and replay checks as a handshake, must name the same subject and
+// tenant, and then replaces the principal atomically
 // and moves the connection's deadline. On failure the old deadline stands.
 func (c *Conn) reauth(id []byte, payload []byte) {
 	g := c.g
@@ -43,6 +44,14 @@ func (c *Conn) reauth(id []byte, payload []byte) {
 	}
 	if old == nil || p.Subject != old.Subject || p.Tenant != old.Tenant {
 		fail("reauth_subject", "token names another subject or tenant")
+		return
+	}
+	// The ban checks of a handshake: a banned client IP or subject does
+	// not re-authenticate, and its socket ends (a ban normally closed it
+	// already; this covers a ban this instance learned of late).
+	if ref := g.banCheck(c.ctx, clientKey(c.hs.ip), p.Subject, ev); ref != nil {
+		fail(ref.reason, ref.err.Error())
+		c.closeWith(ClosePolicy, "banned", false)
 		return
 	}
 	revoked, err := g.isRevoked(c.ctx, p, g.now())

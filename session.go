@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/wssec/wssec/internal/clientip"
@@ -34,6 +35,12 @@ const (
 
 // ErrRevoked: the token or its subject was revoked.
 var ErrRevoked = errors.New("wssec: token revoked")
+
+// ErrRevocationsFull is wrapped by a SharedStore's error when its bounded
+// copy of the revocations had to refuse one, so it cannot answer for every
+// token: the Guard then refuses (fail closed) and emits
+// EventRevocationsFull rather than EventStoreUnavailable.
+var ErrRevocationsFull = errors.New("wssec: revocation table full")
 
 // WithSingleUseTokens makes every token usable for one handshake only: its
 // jti is remembered until exp and a second handshake with it gets 401.
@@ -73,7 +80,19 @@ type sessions struct {
 	revoked *ttlcache.Cache[string, int64]    // subject → revoked-before (unix ns); jti → 0
 	replay  *ttlcache.Cache[string, struct{}] // jti seen at a handshake
 	tickets *ttlcache.Cache[string, ticket]
-	holdFor time.Duration // how long a subject revocation must be kept
+	// holdFor is how long a subject revocation must be kept: a token it
+	// covers was issued (by the issuer's clock) at most one clock skew
+	// after the revocation, lives at most the maximum lifetime, and is
+	// accepted up to one clock skew past its exp.
+	holdFor time.Duration
+
+	// The floor stands in for revocations the full table could not hold:
+	// while now < floorUntil, every token whose iat (less the clock skew)
+	// is not after floorBefore, and every token without iat, is refused.
+	// It never forgets a revocation; it refuses more than was revoked.
+	floorMu     sync.Mutex // guards the two fields below
+	floorBefore int64      // unix ns
+	floorUntil  int64      // unix ns
 }
 
 type ticket struct {
@@ -83,14 +102,53 @@ type ticket struct {
 
 func newSessions(c *config) *sessions {
 	s := &sessions{
-		revoked: ttlcache.New[string, int64](DefaultRevokeCapacity),
+		revoked: ttlcache.New[string, int64](c.revokeCapacity),
 		tickets: ttlcache.New[string, ticket](c.ticketCapacity),
-		holdFor: c.maxTokenLifetime + c.clockSkew,
+		holdFor: c.maxTokenLifetime + 2*c.clockSkew,
 	}
 	if c.singleUse {
 		s.replay = ttlcache.New[string, struct{}](c.replayCapacity)
 	}
 	return s
+}
+
+// WithRevocationCapacity bounds how many revocations (by subject and by
+// jti) a Guard keeps in memory at once. Default 100 000 when n ≤ 0. When
+// the table is full of live revocations a new one is not forgotten: the
+// Guard refuses, until that revocation would have lapsed, every token
+// issued up to it (of any subject), closes the sockets the revocation
+// names, and emits EventRevocationsFull. A later call replaces an earlier
+// one. With a SharedStore the store's own bound applies there too (see
+// redisstore.WithMirrorCapacity).
+func WithRevocationCapacity(n int) Option {
+	return optionFunc(func(c *config) {
+		c.revokeCapacity = DefaultRevokeCapacity
+		if n > 0 {
+			c.revokeCapacity = n
+		}
+	})
+}
+
+// raiseFloor records a revocation the table could not hold: one that
+// covers tokens issued up to before, kept until until. A floor that has
+// lapsed is replaced; a live one only grows.
+func (s *sessions) raiseFloor(before, until, now int64) {
+	s.floorMu.Lock()
+	defer s.floorMu.Unlock()
+	if now >= s.floorUntil {
+		s.floorBefore, s.floorUntil = before, until
+		return
+	}
+	s.floorBefore = max(s.floorBefore, before)
+	s.floorUntil = max(s.floorUntil, until)
+}
+
+// underFloor reports whether the floor refuses a token issued at iat
+// (already less the clock skew; zero when unknown).
+func (s *sessions) underFloor(iat time.Time, now int64) bool {
+	s.floorMu.Lock()
+	defer s.floorMu.Unlock()
+	return now < s.floorUntil && (iat.IsZero() || iat.UnixNano() <= s.floorBefore)
 }
 
 // admit applies the replay cache to a verified principal. With a
@@ -125,14 +183,43 @@ func (g *Guard) admit(ctx context.Context, p *Principal, ev Event) *refusal {
 	return nil
 }
 
-// isRevoked reports whether p's token id or its subject (for tokens issued
-// before the revocation) was revoked: in this instance, or, with a
-// SharedStore, by any instance. An error means the store could not say.
+// skewedIssuedAt is the earliest time p's token may have been issued by
+// this Guard's clock: its iat less the clock skew the Guard allowed for
+// it (zero when the token has no iat). Revocations compare with it, so a
+// token stamped by an issuer whose clock runs ahead is not mistaken for
+// one issued after a revocation.
+func (g *Guard) skewedIssuedAt(p *Principal) time.Time {
+	if p.IssuedAt.IsZero() {
+		return time.Time{}
+	}
+	return p.IssuedAt.Add(-g.cfg.clockSkew)
+}
+
+// isRevoked reports whether p may not be admitted (at a handshake or a
+// re-authentication) because its token id or its subject (for tokens
+// issued before the revocation, less the clock skew) was revoked, in
+// this instance or, with a SharedStore, by any instance, or because the
+// full revocation table's floor covers it. An error means the store could
+// not say.
 func (g *Guard) isRevoked(ctx context.Context, p *Principal, now time.Time) (bool, error) {
 	if p == nil || p.Subject == "" && p.ID == "" {
 		return false, nil
 	}
+	if g.sess.underFloor(g.skewedIssuedAt(p), now.UnixNano()) {
+		return true, nil
+	}
+	return g.revokedLive(ctx, p, now)
+}
+
+// revokedLive is isRevoked without the floor: the check of sockets that
+// are already open, which the floor (a stand-in for admission) does not
+// close.
+func (g *Guard) revokedLive(ctx context.Context, p *Principal, now time.Time) (bool, error) {
+	if p == nil || p.Subject == "" && p.ID == "" {
+		return false, nil
+	}
 	n := now.UnixNano()
+	iat := g.skewedIssuedAt(p)
 	if p.ID != "" {
 		if _, ok := g.sess.revoked.Get(revokeTokenIDKeyPrefix+p.ID, n); ok {
 			return true, nil
@@ -141,30 +228,35 @@ func (g *Guard) isRevoked(ctx context.Context, p *Principal, now time.Time) (boo
 	if p.Subject != "" {
 		if before, ok := g.sess.revoked.Get(revokeSubjectKeyPrefix+p.Subject, n); ok {
 			// A token without iat cannot prove it is newer: revoked.
-			if p.IssuedAt.IsZero() || p.IssuedAt.UnixNano() <= before {
+			if iat.IsZero() || iat.UnixNano() <= before {
 				return true, nil
 			}
 		}
 	}
 	if g.shared != nil {
-		return g.shared.Revoked(ctx, p.Subject, p.ID, p.IssuedAt)
+		return g.shared.Revoked(ctx, p.Subject, p.ID, iat)
 	}
 	return false, nil
 }
 
 // Revoke revokes every token of subject issued up to now and closes the
-// subject's live sockets with 1008. Tokens issued afterwards are accepted
-// again. With a SharedStore the revocation reaches every instance, each
-// of which closes its own sockets of the subject. It returns an error if
-// the revocation could not be recorded (in the store: it then still holds
-// in this instance).
+// subject's live sockets with 1008 "token revoked". Since an issuer's
+// clock may run ahead of this one by up to the clock skew, a token whose
+// iat is up to WithClockSkew after now is revoked too: a new token for
+// the subject is accepted once its iat is more than the skew after the
+// revocation. The revocation is kept until every token it covers has
+// expired (WithMaxTokenLifetime plus twice the skew). With a SharedStore
+// it reaches every instance, each of which closes its own sockets of the
+// subject. It returns an error if the revocation could not be recorded in
+// the store (it then still holds in this instance).
 func (g *Guard) Revoke(ctx context.Context, subject string) error {
 	return g.RevokeIssuedBefore(ctx, subject, g.now())
 }
 
 // RevokeIssuedBefore revokes the tokens of subject whose iat is not after
-// t (and tokens without iat), and closes the subject's live sockets that
-// hold such a token.
+// t plus the clock skew (and tokens without iat), and closes the
+// subject's live sockets that hold such a token, on every instance with a
+// SharedStore. It is kept until every token it covers has expired.
 func (g *Guard) RevokeIssuedBefore(ctx context.Context, subject string, t time.Time) error {
 	if subject == "" || len(subject) > maxSubjectLen {
 		return fmt.Errorf("wssec: revoke: invalid subject")
@@ -178,25 +270,47 @@ func (g *Guard) RevokeIssuedBefore(ctx context.Context, subject string, t time.T
 	if prev, ok := g.sess.revoked.Get(key, now.UnixNano()); ok && prev > before {
 		before = prev
 	}
+	// Covered tokens were issued up to before (plus the skew): they
+	// expire, at the latest, holdFor after it (or after now).
+	until := time.Unix(0, max(before, now.UnixNano())).Add(g.sess.holdFor)
+	rev := Revocation{Subject: subject, IssuedBefore: time.Unix(0, before), TTL: until.Sub(now)}
+	// The table may keep a longer hold of an earlier revocation: a
+	// replaced entry's hold is at most holdFor past its own before, which
+	// is not after this one's.
 	g.sess.revoked.Delete(key)
-	err := g.sess.revoked.Add(key, before, now.Add(g.sess.holdFor).UnixNano(), now.UnixNano())
-	if err != nil {
-		err = fmt.Errorf("wssec: revoke: %w", err)
-	}
+	err := g.recordRevocation(ctx, key, before, before, until, now)
 	if g.shared != nil {
-		rev := Revocation{Subject: subject, IssuedBefore: time.Unix(0, before), TTL: g.sess.holdFor}
 		if serr := g.shared.Revoke(ctx, rev); serr != nil {
 			err = errors.Join(err, fmt.Errorf("wssec: revoke: not shared with other instances: %w", serr))
 		}
 	}
 	g.emit(ctx, Event{Kind: EventRevoked, Reason: "subject_revoked", Subject: subject})
-	g.closeRevoked(ctx, now)
+	g.closeRevoked(ctx, now, rev)
 	return err
 }
 
-// RevokeToken revokes one token by its jti until exp (when exp is zero,
-// for the longest lifetime a token may have), and closes the sockets that
-// hold it, on every instance with a SharedStore.
+// recordRevocation adds a revocation to the table; when the table is
+// full of live revocations it raises the floor instead (covering tokens
+// issued up to floorBefore), and says so.
+func (g *Guard) recordRevocation(ctx context.Context, key string, v, floorBefore int64, until, now time.Time) error {
+	err := g.sess.revoked.Add(key, v, until.UnixNano(), now.UnixNano())
+	switch {
+	case err == nil, errors.Is(err, ttlcache.ErrExists):
+		return nil
+	case errors.Is(err, ttlcache.ErrFull):
+		g.sess.raiseFloor(floorBefore, until.UnixNano(), now.UnixNano())
+		g.emit(ctx, Event{Kind: EventRevocationsFull, Reason: "table_full",
+			Detail: fmt.Sprintf("revocation table full (%d): every token issued before %s is refused until %s", g.sess.revoked.Cap(), time.Unix(0, floorBefore).UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))})
+		return nil
+	}
+	return fmt.Errorf("wssec: revoke: %w", err)
+}
+
+// RevokeToken revokes one token by its jti and closes the sockets that
+// hold it, on every instance with a SharedStore. The revocation is kept
+// until exp plus the clock skew, however far away exp is; pass the
+// token's exp. When exp is zero it is kept for the longest lifetime a
+// token with iat may have (WithMaxTokenLifetime plus twice the skew).
 func (g *Guard) RevokeToken(ctx context.Context, jti string, exp time.Time) error {
 	if jti == "" || len(jti) > maxTokenIDLen {
 		return fmt.Errorf("wssec: revoke: invalid token id")
@@ -205,50 +319,253 @@ func (g *Guard) RevokeToken(ctx context.Context, jti string, exp time.Time) erro
 		return err
 	}
 	now := g.now()
-	if exp.IsZero() || exp.Sub(now) > g.sess.holdFor {
-		exp = now.Add(g.sess.holdFor)
+	until := now.Add(g.sess.holdFor)
+	if !exp.IsZero() {
+		until = exp.Add(g.cfg.clockSkew)
 	}
-	until := exp.Add(g.cfg.clockSkew)
-	err := g.sess.revoked.Add(revokeTokenIDKeyPrefix+jti, 0, until.UnixNano(), now.UnixNano())
-	if err != nil && !errors.Is(err, ttlcache.ErrExists) {
-		err = fmt.Errorf("wssec: revoke: %w", err)
-	} else {
-		err = nil
+	if !until.After(now) { // already expired: nothing can use it
+		until = now.Add(time.Millisecond)
 	}
+	// The token was issued before now: if the table is full, the floor
+	// refuses every token issued up to now until this one expires.
+	err := g.recordRevocation(ctx, revokeTokenIDKeyPrefix+jti, 0, now.UnixNano(), until, now)
+	rev := Revocation{TokenID: jti, IssuedBefore: now, TTL: until.Sub(now)}
 	if g.shared != nil {
-		rev := Revocation{TokenID: jti, TTL: max(until.Sub(now), time.Millisecond)}
 		if serr := g.shared.Revoke(ctx, rev); serr != nil {
 			err = errors.Join(err, fmt.Errorf("wssec: revoke: not shared with other instances: %w", serr))
 		}
 	}
 	g.emit(ctx, Event{Kind: EventRevoked, Reason: "token_revoked"})
-	g.closeRevoked(ctx, now)
+	g.closeRevoked(ctx, now, rev)
 	return err
 }
 
-// closeRevoked closes every live socket whose principal is now revoked.
-// A socket whose revocation the store cannot answer for stays open: the
-// store's feed re-checks every socket when it is back.
-func (g *Guard) closeRevoked(ctx context.Context, now time.Time) {
+// closeRevoked closes every live socket that rev names or whose principal
+// is now revoked (the zero rev: re-check every socket). A socket whose
+// revocation the store cannot answer for stays open: the store's feed
+// re-checks every socket when it is back.
+func (g *Guard) closeRevoked(ctx context.Context, now time.Time, rev Revocation) {
+	// The checks run outside the lock: a store may answer slowly.
+	for _, c := range g.liveConns() {
+		p := c.Principal()
+		if p == nil {
+			continue
+		}
+		hit := !rev.IsZero() && rev.Matches(p.Subject, p.ID, g.skewedIssuedAt(p))
+		if !hit {
+			hit, _ = g.revokedLive(ctx, p, now)
+		}
+		if hit {
+			c.closeWith(ClosePolicy, "token revoked", false)
+			continue
+		}
+		// After a gap in the feed, bans it did not carry are checked too.
+		if rev.IsZero() && g.bans != nil {
+			ev := Event{Kind: EventDisconnected, RemoteIP: c.hs.ip, Subject: p.Subject}
+			if g.banCheck(ctx, clientKey(c.hs.ip), p.Subject, ev) != nil {
+				c.closeWith(ClosePolicy, "banned", false)
+				g.emit(ctx, Event{Kind: EventDisconnected, Reason: "banned", RemoteIP: c.hs.ip, Subject: p.Subject, CloseCode: ClosePolicy, Detail: "1 socket(s) closed: banned"})
+			}
+		}
+	}
+}
+
+// liveConns returns a snapshot of the live connections.
+func (g *Guard) liveConns() []*Conn {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	live := make([]*Conn, 0, len(g.conns))
 	for c := range g.conns {
 		live = append(live, c)
 	}
-	g.mu.Unlock()
-	// The checks run outside the lock: a store may answer slowly.
-	for _, c := range live {
-		if revoked, _ := g.isRevoked(ctx, c.Principal(), now); revoked {
-			c.closeWith(ClosePolicy, "token revoked", false)
-		}
-	}
+	return live
 }
 
 // onRevocation is the SharedStore's feed: a revocation recorded by any
 // instance (or, as the zero Revocation, a gap in the feed) re-checks this
 // instance's live sockets.
-func (g *Guard) onRevocation(Revocation) {
-	g.closeRevoked(context.Background(), g.now())
+func (g *Guard) onRevocation(rev Revocation) {
+	g.closeRevoked(context.Background(), g.now(), rev)
+}
+
+// Disconnect closes subject's live sockets with 1008 and reason (default
+// "disconnected"; at most 123 bytes are sent), on every instance with a
+// SharedStore, without revoking any token: the client may connect again
+// with a token it holds. It is what a "log out other devices" button
+// (together with a revocation) or an admin console needs; to keep the
+// subject out, use Revoke. A socket whose handshake is still in flight
+// when Disconnect runs is not closed. It returns an error if the store
+// could not announce it (this instance's sockets are closed all the
+// same).
+func (g *Guard) Disconnect(ctx context.Context, subject, reason string) error {
+	if subject == "" || len(subject) > maxSubjectLen {
+		return errors.New("wssec: disconnect: invalid subject")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if reason == "" {
+		reason = "disconnected"
+	}
+	n := SessionNotice{Subject: subject, Reason: reason}
+	g.closeSessions(ctx, n, "disconnect")
+	if g.shared != nil {
+		if err := g.shared.Announce(ctx, n); err != nil {
+			return fmt.Errorf("wssec: disconnect: not shared with other instances: %w", err)
+		}
+	}
+	return nil
+}
+
+// closeSessions closes this instance's live sockets that n names, and
+// emits one EventDisconnected with why when it closed any.
+func (g *Guard) closeSessions(ctx context.Context, n SessionNotice, why string) {
+	if n.Subject == "" && !n.IP.IsValid() {
+		return
+	}
+	reason := n.Reason
+	if reason == "" {
+		reason = "disconnected"
+	}
+	closed := 0
+	for _, c := range g.liveConns() {
+		p := c.Principal()
+		if c.isClosing() {
+			continue
+		}
+		if n.Subject != "" && p != nil && p.Subject == n.Subject ||
+			n.IP.IsValid() && clientKey(c.hs.ip) == clientKey(n.IP) {
+			c.closeWith(ClosePolicy, reason, false)
+			closed++
+		}
+	}
+	if closed > 0 {
+		g.emit(ctx, Event{Kind: EventDisconnected, Reason: why, Subject: n.Subject, RemoteIP: n.IP, CloseCode: ClosePolicy,
+			Detail: fmt.Sprintf("%d socket(s) closed: %s", closed, truncate(reason, 123))})
+	}
+}
+
+// onSession is the SharedStore's session feed: a ban or a disconnect
+// announced by any instance closes this instance's sockets it names.
+func (g *Guard) onSession(n SessionNotice) {
+	ctx := context.Background()
+	switch {
+	case n.Oldest:
+		if n.Subject != "" {
+			g.evictOldestNow(ctx, n.Subject)
+		}
+	case n.Reason == "banned":
+		if !g.cfg.reportOnly[GuardBan] {
+			g.closeSessions(ctx, n, "banned")
+		}
+	default:
+		g.closeSessions(ctx, n, "disconnect")
+	}
+}
+
+// WithEvictOldest makes the per-subject connection quota (WithConnLimits)
+// close the subject's oldest socket to admit a new one, instead of
+// refusing the new handshake with 429: what a single-session application
+// wants (WithConnLimits(perIP, 1, total) plus this option: a new login
+// replaces the old session). The evicted socket is closed with 1008 and
+// the reason "session replaced". Default: off (the newest is refused).
+// With a SharedStore, when the subject's sockets are all on other
+// instances, the oldest of them on each such instance is asked to close
+// (through SessionNotice). A handshake waits at most two seconds for a
+// slot to free (a slot held by a handshake that has not upgraded yet
+// included), then gets 429.
+// Repeated calls have the same effect as one.
+func WithEvictOldest() Option {
+	return optionFunc(func(c *config) { c.evictOldest = true })
+}
+
+// evictReason is the close reason of a socket evicted by WithEvictOldest.
+const evictReason = "session replaced"
+
+// evictOldest closes sub's oldest live socket in this instance and waits
+// (bounded by ctx and evictWait) until its slot is given back. It
+// reports whether it closed one.
+func (g *Guard) evictOldest(ctx context.Context, sub string) bool {
+	oldest := g.evictOldestNow(ctx, sub)
+	if oldest == nil {
+		return false
+	}
+	t := time.NewTimer(evictWait)
+	defer t.Stop()
+	select {
+	case <-oldest.gone:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return true
+}
+
+// evictOldestNow closes sub's oldest live socket in this instance, if
+// any, and returns it.
+func (g *Guard) evictOldestNow(ctx context.Context, sub string) *Conn {
+	var oldest *Conn
+	for _, c := range g.liveConns() {
+		p := c.Principal()
+		if p == nil || p.Subject != sub || c.isClosing() {
+			continue
+		}
+		if oldest == nil || c.opened.Before(oldest.opened) {
+			oldest = c
+		}
+	}
+	if oldest == nil {
+		return nil
+	}
+	oldest.closeWith(ClosePolicy, evictReason, false)
+	g.emit(ctx, Event{Kind: EventDisconnected, Reason: "session_replaced", Subject: sub, RemoteIP: oldest.hs.ip, CloseCode: ClosePolicy, Detail: "oldest socket closed to admit a new one"})
+	return oldest
+}
+
+// evictWait bounds how long a handshake waits for an evicted socket to
+// give its slot back (a closing socket waits up to a second for the
+// client's close frame before it does).
+const evictWait = 2 * time.Second
+
+// acquireEvicting is the per-subject quota with WithEvictOldest: while
+// the subject's pool is full it evicts the subject's oldest socket (here,
+// or with a SharedStore on the other instances) and tries again, for at
+// most evictWait.
+func (g *Guard) acquireEvicting(ctx context.Context, ls *lease, sub string, ref *refusal, useStore bool) (*refusal, error) {
+	deadline := time.Now().Add(evictWait)
+	announced := false
+	for ref != nil && ref.reason == "quota_subject" && time.Now().Before(deadline) {
+		if !g.evictOldest(ctx, sub) {
+			// No socket of the subject here to evict: it is on another
+			// instance, or its handshake holds the slot and is still
+			// being upgraded. Ask the other instances once, and wait.
+			if !announced && g.shared != nil && useStore {
+				announced = true
+				_ = g.shared.Announce(ctx, SessionNotice{Subject: sub, Reason: evictReason, Oldest: true})
+			}
+			t := time.NewTimer(20 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ref, nil
+			}
+		}
+		var err error
+		if ref, err = ls.acquireSubject(ctx, sub, useStore); err != nil {
+			return nil, err
+		}
+	}
+	return ref, nil
+}
+
+// isClosing reports whether Close has begun.
+func (c *Conn) isClosing() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // IssueTicket returns a one-time ticket for p, to be redeemed once, within
@@ -294,6 +611,11 @@ func (g *Guard) issueTicket(ctx context.Context, p *Principal, ip netip.Addr) (s
 	cp := *p
 	if cp.ExpiresAt.IsZero() {
 		cp.ExpiresAt = now.Add(g.cfg.maxTokenLifetime)
+	}
+	if cp.IssuedAt.IsZero() {
+		// Issued now: a later revocation of the subject covers the
+		// ticket, and one older than the clock skew does not.
+		cp.IssuedAt = now
 	}
 	var b [ticketBytes]byte
 	if _, err := rand.Read(b[:]); err != nil {

@@ -82,7 +82,8 @@ func TestRevokeIssuedBefore_KeepsNewerTokens(t *testing.T) {
 }
 
 func TestRevoke_ClosesOnlyThatSubjectAndRefusesOldToken(t *testing.T) {
-	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport())
+	clk := newFakeClock()
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithClock(clk.now))
 	aliceTok := mint(t, claims{sub: "alice", iat: time.Now().Add(-time.Second)})
 	alice1, st, err := f.dial(f.headers(aliceTok))
 	if err != nil {
@@ -121,8 +122,10 @@ func TestRevoke_ClosesOnlyThatSubjectAndRefusesOldToken(t *testing.T) {
 	if !f.events.has(EventHandshakeRefused, "token_revoked") {
 		t.Fatalf("no token_revoked event; got %v", f.events.reasons(EventHandshakeRefused))
 	}
-	// A token issued after the revocation is accepted.
-	fresh := mint(t, claims{sub: "alice", iat: time.Now().Add(time.Second)})
+	// A token issued after the revocation, by more than the clock skew,
+	// is accepted.
+	clk.advance(DefaultClockSkew + 2*time.Second)
+	fresh := mint(t, claims{sub: "alice", iat: clk.now(), exp: clk.now().Add(5 * time.Minute)})
 	if _, st, err := f.dial(f.headers(fresh)); err != nil {
 		t.Fatalf("fresh token after revocation: %d %v", st, err)
 	}
@@ -414,4 +417,261 @@ func TestJWKS_KeyRotation(t *testing.T) {
 	if !f.events.has(EventConfigWarning, "jwks_refresh_failed") {
 		t.Fatalf("the outage was not logged: %v", f.events.reasons(EventConfigWarning))
 	}
+}
+
+// TestRevocation_FutureIatWithinSkew (issue 13, finding 1): a token whose
+// iat is 20 s ahead (an issuer whose clock runs fast, within the 30 s
+// skew) was issued before a revocation made now. Revoke closes the socket
+// it opened, and the token neither opens a socket nor re-authenticates
+// again.
+func TestRevocation_FutureIatWithinSkew(t *testing.T) {
+	clk := newFakeClock()
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithClock(clk.now))
+	t0 := clk.now()
+	tok := mint(t, claims{sub: "alice", iat: t0.Add(20 * time.Second), exp: t0.Add(5 * time.Minute)})
+	ws, st, err := f.dial(f.headers(tok))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	if err := f.g.Revoke(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := closeFrame(t, ws); code != ClosePolicy || reason != "token revoked" {
+		t.Fatalf("socket of a token stamped 20 s ahead, after Revoke: %d %q, want 1008 \"token revoked\"", code, reason)
+	}
+	if _, st, _ := f.dial(f.headers(tok)); st != http.StatusUnauthorized {
+		t.Fatalf("the same token after Revoke: %d, want 401", st)
+	}
+	// A token issued after the revocation (by more than the skew) opens a
+	// socket, and the revoked token cannot re-authenticate on it.
+	clk.advance(DefaultClockSkew + 2*time.Second)
+	fresh := mint(t, claims{sub: "alice", iat: clk.now(), exp: clk.now().Add(5 * time.Minute)})
+	ws2, st, err := f.dial(f.headers(fresh))
+	if err != nil {
+		t.Fatalf("fresh token: %d %v", st, err)
+	}
+	sendJSON(t, ws2, map[string]any{"action": "auth", "id": "a1", "payload": map[string]any{"token": tok}})
+	if m := readFrame(t, ws2); m["action"] != "error" {
+		t.Fatalf("re-authentication with the revoked token: %v, want an error frame", m)
+	}
+}
+
+// TestRevocation_KeptUntilLastCoveredTokenExpires (finding 2): a subject
+// revocation is kept until the last token it covers has expired: a token
+// stamped within the skew after the revocation, living the full 15 min,
+// is still refused at t0 + 15 min 40 s, 10 s before it expires.
+func TestRevocation_KeptUntilLastCoveredTokenExpires(t *testing.T) {
+	clk := newFakeClock()
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithClock(clk.now))
+	t0 := clk.now()
+	iat := t0.Add(20 * time.Second)
+	tok := mint(t, claims{sub: "alice", iat: iat, exp: iat.Add(DefaultMaxTokenLifetime)})
+	if err := f.g.Revoke(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(DefaultMaxTokenLifetime + 40*time.Second)
+	if _, st, _ := f.dial(f.headers(tok)); st != http.StatusUnauthorized {
+		t.Fatalf("revoked token 10 s before it expires: %d, want 401", st)
+	}
+	if !f.events.has(EventHandshakeRefused, "token_revoked") {
+		t.Fatalf("refused without token_revoked: %v", f.events.reasons(EventHandshakeRefused))
+	}
+}
+
+// noIatToken signs a token without iat for sub, with exp and jti.
+func noIatToken(t *testing.T, sub, jti string, exp time.Time) string {
+	t.Helper()
+	c := map[string]any{"sub": sub, "exp": exp.Unix()}
+	if jti != "" {
+		c["jti"] = jti
+	}
+	return handJWT(t, map[string]any{"alg": "HS256", "typ": "JWT"}, c, hs256(testKey))
+}
+
+// TestRevocation_TokenWithoutIatRefusedByDefault (finding 2): a token
+// without iat whose exp is 40 min away used to be accepted once exp came
+// within the 15 min lifetime cap, after its subject's revocation had been
+// forgotten. Such tokens are refused by default.
+func TestRevocation_TokenWithoutIatRefusedByDefault(t *testing.T) {
+	clk := newFakeClock()
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithClock(clk.now))
+	t0 := clk.now()
+	tok := noIatToken(t, "alice", "", t0.Add(40*time.Minute))
+	if err := f.g.Revoke(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(26 * time.Minute)
+	if _, st, _ := f.dial(f.headers(tok)); st != http.StatusUnauthorized {
+		t.Fatalf("token without iat, 26 min after its subject's revocation: %d, want 401", st)
+	}
+	if !f.events.has(EventHandshakeRefused, "token_claims") || !strings.Contains(f.logs.String(), "iat missing") {
+		t.Fatalf("refused without token_claims \"iat missing\": %v", f.events.reasons(EventHandshakeRefused))
+	}
+}
+
+// TestRevocation_RevokeTokenKeptUntilExp (finding 2): RevokeToken(jti,
+// exp) keeps the revocation until exp, not for the lifetime cap: with
+// tokens without iat allowed, a token whose exp is 40 min away, revoked
+// at t0, is still refused at t0 + 26 min.
+func TestRevocation_RevokeTokenKeptUntilExp(t *testing.T) {
+	clk := newFakeClock()
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithClock(clk.now), WithTokensWithoutIssuedAt())
+	t0 := clk.now()
+	exp := t0.Add(40 * time.Minute)
+	tok := noIatToken(t, "alice", "j-40", exp)
+	if err := f.g.RevokeToken(context.Background(), "j-40", exp); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(26 * time.Minute)
+	if _, st, _ := f.dial(f.headers(tok)); st != http.StatusUnauthorized {
+		t.Fatalf("token revoked by jti until its exp, 26 min later: %d, want 401", st)
+	}
+	if !f.events.has(EventHandshakeRefused, "token_revoked") {
+		t.Fatalf("refused without token_revoked: %v", f.events.reasons(EventHandshakeRefused))
+	}
+	// Another token of the subject, without iat and not revoked, is
+	// accepted with the opt-in.
+	if _, st, err := f.dial(f.headers(noIatToken(t, "alice", "j-41", clk.now().Add(10*time.Minute)))); err != nil {
+		t.Fatalf("unrevoked token without iat, opt-in: %d %v", st, err)
+	}
+}
+
+// TestRevocation_TableFullFailsClosed: a revocation that does not fit in
+// the full table is not forgotten: the socket it names closes, the token
+// is refused, every token issued up to it is refused until it would have
+// lapsed, an event says so, and tokens issued after it still work.
+func TestRevocation_TableFullFailsClosed(t *testing.T) {
+	clk := newFakeClock()
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithClock(clk.now), WithRevocationCapacity(2))
+	t0 := clk.now()
+	alice := mint(t, claims{sub: "alice", iat: t0, exp: t0.Add(5 * time.Minute)})
+	dave := mint(t, claims{sub: "dave", iat: t0, exp: t0.Add(5 * time.Minute)})
+	ws, st, err := f.dial(f.headers(alice))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	davesWS, st, err := f.dial(f.headers(dave))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	for _, sub := range []string{"bob", "carol", "alice"} {
+		if err := f.g.Revoke(context.Background(), sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !f.events.has(EventRevocationsFull, "table_full") {
+		t.Fatal("a full revocation table raised no revocations_full event")
+	}
+	if code := closeCode(t, ws); code != ClosePolicy {
+		t.Fatalf("alice's socket: %d, want 1008", code)
+	}
+	if _, st, _ := f.dial(f.headers(alice)); st != http.StatusUnauthorized {
+		t.Fatalf("alice's revoked token with the table full: %d, want 401", st)
+	}
+	// dave was not revoked: his open socket stays, but his token, issued
+	// before the revocation that did not fit, is refused at a handshake.
+	sendJSON(t, davesWS, map[string]any{"action": "ping", "id": "p"})
+	if m := readFrame(t, davesWS); m["action"] != "pong" {
+		t.Fatalf("dave's open socket: %v, want pong", m)
+	}
+	if _, st, _ := f.dial(f.headers(dave)); st != http.StatusUnauthorized {
+		t.Fatalf("a token issued before the overflowing revocation: %d, want 401 (fail closed)", st)
+	}
+	clk.advance(DefaultClockSkew + 2*time.Second)
+	fresh := mint(t, claims{sub: "dave", iat: clk.now(), exp: clk.now().Add(5 * time.Minute)})
+	if _, st, err := f.dial(f.headers(fresh)); err != nil {
+		t.Fatalf("a token issued after the overflow: %d %v", st, err)
+	}
+}
+
+// TestDisconnect_ClosesSubjectWithoutRevoking: Disconnect closes every
+// live socket of the subject with 1008 and the reason given, leaves other
+// subjects alone, and revokes nothing: the same token connects again.
+func TestDisconnect_ClosesSubjectWithoutRevoking(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport())
+	alice := mint(t, claims{sub: "alice"})
+	a1, _, err := f.dial(f.headers(alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, _, err := f.dial(f.headers(alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, _, err := f.dial(f.headers(mint(t, claims{sub: "bob"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		f.handlerRan()
+	}
+	if err := f.g.Disconnect(context.Background(), "alice", "logged out elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ws := range []*websocket.Conn{a1, a2} {
+		if code, reason := closeFrame(t, ws); code != ClosePolicy || reason != "logged out elsewhere" {
+			t.Fatalf("alice's socket: %d %q, want 1008 \"logged out elsewhere\"", code, reason)
+		}
+	}
+	sendJSON(t, bob, map[string]any{"action": "ping", "id": "p"})
+	if m := readFrame(t, bob); m["action"] != "pong" {
+		t.Fatalf("bob after alice's disconnect: %v, want pong", m)
+	}
+	if _, st, err := f.dial(f.headers(alice)); err != nil {
+		t.Fatalf("alice's token after Disconnect: %d %v, want 101 (nothing revoked)", st, err)
+	}
+	if !f.events.has(EventDisconnected, "disconnect") {
+		t.Fatalf("no disconnected event: %v", f.events.reasons(EventDisconnected))
+	}
+	if err := f.g.Disconnect(context.Background(), "", ""); err == nil {
+		t.Fatal("Disconnect with an empty subject: nil error")
+	}
+}
+
+// TestEvictOldest_NewSessionReplacesOldest: with WithEvictOldest and a
+// per-subject quota of 1, a second login closes the first socket with
+// 1008 "session replaced" and is admitted; without the option it is
+// refused with 429 and the first socket stays.
+func TestEvictOldest_NewSessionReplacesOldest(t *testing.T) {
+	t.Run("evict", func(t *testing.T) {
+		f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithConnLimits(32, 1, 100), WithEvictOldest())
+		tok := mint(t, claims{sub: "alice"})
+		first, _, err := f.dial(f.headers(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, st, err := f.dial(f.headers(tok))
+		if err != nil {
+			t.Fatalf("second login: %d %v, want 101", st, err)
+		}
+		if code, reason := closeFrame(t, first); code != ClosePolicy || reason != "session replaced" {
+			t.Fatalf("first socket: %d %q, want 1008 \"session replaced\"", code, reason)
+		}
+		sendJSON(t, second, map[string]any{"action": "ping", "id": "p"})
+		if m := readFrame(t, second); m["action"] != "pong" {
+			t.Fatalf("the new session: %v, want pong", m)
+		}
+		if !f.events.has(EventDisconnected, "session_replaced") {
+			t.Fatalf("no session_replaced event: %v", f.events.reasons(EventDisconnected))
+		}
+		// Another subject has its own slot.
+		if _, st, err := f.dial(f.headers(mint(t, claims{sub: "bob"}))); err != nil {
+			t.Fatalf("bob: %d %v", st, err)
+		}
+	})
+	t.Run("default refuses the newest", func(t *testing.T) {
+		f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithConnLimits(32, 1, 100))
+		tok := mint(t, claims{sub: "alice"})
+		first, _, err := f.dial(f.headers(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, st, _ := f.dial(f.headers(tok)); st != http.StatusTooManyRequests {
+			t.Fatalf("second login without eviction: %d, want 429", st)
+		}
+		sendJSON(t, first, map[string]any{"action": "ping", "id": "p"})
+		if m := readFrame(t, first); m["action"] != "pong" {
+			t.Fatalf("first socket: %v, want pong", m)
+		}
+	})
 }

@@ -183,7 +183,11 @@ type verifier struct {
 	audience    []string
 	skew        time.Duration
 	maxLifetime time.Duration
-	now         func() time.Time
+	// allowNoIat accepts tokens without iat (WithTokensWithoutIssuedAt);
+	// by default they are refused, since no revocation can be kept
+	// long enough to cover them (see SECURITY.md).
+	allowNoIat bool
+	now        func() time.Time
 
 	cache tokenCache
 	// sigChecks counts signature verifications, cacheHits the tokens
@@ -372,7 +376,8 @@ func precheckReason(err error) string {
 const maxSubjectLen = 256
 
 // checkTimes checks the time claims against now: exp, nbf and iat with
-// the clock skew, and the lifetime (from iat, or from now without one).
+// the clock skew, iat's presence (unless WithTokensWithoutIssuedAt), and
+// the lifetime (from iat, or from now without one).
 // A cache hit runs it again, since these are the only claims whose
 // verdict changes while the token stays the same.
 func (v *verifier) checkTimes(now, exp, nbf time.Time, hasNbf bool, iat time.Time, hasIat bool) *refusal {
@@ -381,6 +386,9 @@ func (v *verifier) checkTimes(now, exp, nbf time.Time, hasNbf bool, iat time.Tim
 	}
 	if hasNbf && now.Add(v.skew).Before(nbf) {
 		return tokenRefusal("token_not_yet_valid", "nbf in the future")
+	}
+	if !hasIat && !v.allowNoIat {
+		return tokenRefusal("token_claims", "iat missing")
 	}
 	if hasIat && now.Add(v.skew).Before(iat) {
 		return tokenRefusal("token_claims", "iat in the future")

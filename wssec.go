@@ -237,7 +237,11 @@ func New(opts ...Option) (*Guard, error) {
 	// The revocation feed starts last: nothing above can fail after it.
 	if g.shared != nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		if err := g.shared.Subscribe(ctx, g.onRevocation); err != nil {
+		err := g.shared.Subscribe(ctx, g.onRevocation)
+		if err == nil {
+			err = g.shared.SubscribeSessions(ctx, g.onSession)
+		}
+		if err != nil {
 			cancel()
 			if g.ver != nil && g.ver.dyn != nil {
 				g.ver.dyn.f.Close()
@@ -339,6 +343,7 @@ func buildVerifier(c *config, errs []error) (*verifier, []error) {
 		audience:    c.audience,
 		skew:        c.clockSkew,
 		maxLifetime: c.maxTokenLifetime,
+		allowNoIat:  c.allowNoIat,
 		now:         c.now,
 	}
 	var keyAlgs []string
@@ -542,6 +547,8 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	// closes that gap.
 	if revoked, _ := g.isRevoked(r.Context(), hs.principal, g.now()); revoked {
 		c.closeWith(ClosePolicy, "token revoked", false)
+	} else if g.banCheck(r.Context(), clientKey(hs.ip), hs.principal.Subject, ev) != nil {
+		c.closeWith(ClosePolicy, "banned", false) // the same gap, for a ban
 	}
 	return c, nil
 }

@@ -60,10 +60,22 @@
 //	    "slow_consumer").
 //	wssec_bans_total{class}
 //	    bans placed by wssec.WithBanPolicy, by class ("token", "origin",
-//	    "rate", "message").
+//	    "rate", "message"), and by Guard.BanSubject and Guard.BanIP
+//	    ("api").
 //	wssec_revocations_total{reason}
 //	    calls to Guard.Revoke ("subject_revoked") and Guard.RevokeToken
 //	    ("token_revoked").
+//	wssec_revocations_full_total{where}
+//	    revocations that did not fit, so tokens were refused wholesale
+//	    instead of the revocation being forgotten (fail closed): "table"
+//	    (the Guard's, wssec.WithRevocationCapacity: every token issued up
+//	    to it refused until it lapses) or "store" (a shared store's
+//	    bounded mirror: every handshake refused with 503 until it fits;
+//	    at most one a second). Both are exported at 0; alert on any rise.
+//	wssec_disconnects_total{reason}
+//	    times live sockets were closed without a revocation:
+//	    "disconnect" (Guard.Disconnect), "banned" (a ban ended the
+//	    party's sessions), "session_replaced" (wssec.WithEvictOldest).
 //	wssec_reauthentications_total
 //	    sockets that re-authenticated with a fresh token.
 //	wssec_config_warnings_total{reason}

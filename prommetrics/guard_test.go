@@ -370,3 +370,36 @@ func TestMetrics_SendQueueDrop(t *testing.T) {
 	)
 	c.Close()
 }
+
+// TestMetrics_RevocationsFullAndDisconnects: a revocation that does not
+// fit the Guard's table is counted in revocations_full_total{where=
+// "table"}, and sockets closed by eviction and by Guard.Disconnect in
+// disconnects_total by reason.
+func TestMetrics_RevocationsFullAndDisconnects(t *testing.T) {
+	f := newFixture(t, nil, nil, wssec.WithRevocationCapacity(1), wssec.WithConnLimits(32, 1, 100), wssec.WithEvictOldest())
+	gather(t, f.reg).check(t, w("wssec_revocations_full_total", 0, "where", "table"), w("wssec_revocations_full_total", 0, "where", "store"))
+	ctx := context.Background()
+	tok := mint(t, "alice", "acme", "orders:read")
+	first := f.mustDial(f.origin, tok)
+	second := f.mustDial(f.origin, tok) // evicts the first
+	if err := drain(first); !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+		t.Fatalf("the evicted socket: %v, want close 1008", err)
+	}
+	if err := f.g.Disconnect(ctx, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := drain(second); !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+		t.Fatalf("the disconnected socket: %v, want close 1008", err)
+	}
+	// The second revocation does not fit a table of one.
+	for _, sub := range []string{"nobody", "nobody-else"} {
+		if err := f.g.Revoke(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gather(t, f.reg).check(t,
+		w("wssec_revocations_full_total", 1, "where", "table"),
+		w("wssec_disconnects_total", 1, "reason", "session_replaced"),
+		w("wssec_disconnects_total", 1, "reason", "disconnect"),
+	)
+}

@@ -45,6 +45,8 @@ type Observer struct {
 	warnings    *prometheus.CounterVec
 	store       *prometheus.CounterVec
 	overflows   *prometheus.CounterVec
+	revFull     *prometheus.CounterVec
+	disconnects *prometheus.CounterVec
 
 	// One bounded set per label fed from events.
 	kinds, hsReasons, origins, msgReasons, actions, rules, classes, revReasons, warnReasons, storeChecks *labelSet
@@ -104,6 +106,8 @@ func New(reg prometheus.Registerer, opts ...Option) (*Observer, error) {
 		warnings:    counterVec("config_warnings_total", "Configuration warnings, by reason.", "reason"),
 		store:       counterVec("store_unavailable_total", "Times the shared Store could not decide, by check (rate, quota, ban: decided locally; revocation, replay, ticket: refused). Rate limited to one a second per check.", "check"),
 		overflows:   counterVec("label_overflows_total", "Label values counted as other because the label was full or the value unacceptable.", "label"),
+		revFull:     counterVec("revocations_full_total", "Revocations that did not fit, so tokens were refused wholesale instead (fail closed), by where: table (the Guard's; every token issued up to the revocation refused until it lapses) or store (a shared store's mirror; every handshake refused, rate limited to one a second).", "where"),
+		disconnects: counterVec("disconnects_total", "Times live sockets were closed without a revocation, by reason: disconnect (Guard.Disconnect), banned, session_replaced (WithEvictOldest).", "reason"),
 	}
 	set := func(label string) *labelSet {
 		ctr := o.overflows.WithLabelValues(label) // exported at 0, for alerting
@@ -125,12 +129,16 @@ func New(reg prometheus.Registerer, opts ...Option) (*Observer, error) {
 	for _, a := range c.actions {
 		o.actions.intern(a)
 	}
+	for _, where := range []string{"table", "store"} {
+		o.revFull.WithLabelValues(where) // exported at 0, for alerting
+	}
 	o.handshakeOK = o.handshakes.WithLabelValues(outcomeAccepted, reasonOK)
 	o.acceptedOther = o.messages.WithLabelValues(outcomeAccepted, reasonOK, other)
 
 	cs := []prometheus.Collector{
 		o.events, o.handshakes, o.byOrigin, o.active, o.closed, o.duration, o.messages,
 		o.channels, o.drops, o.bans, o.revocations, o.reauth, o.warnings, o.store, o.overflows,
+		o.revFull, o.disconnects,
 	}
 	for i, col := range cs {
 		if err := reg.Register(col); err != nil {
@@ -179,6 +187,14 @@ func (o *Observer) Observe(e wssec.Event) {
 		o.warnings.WithLabelValues(o.warnReasons.intern(e.Reason)).Inc()
 	case wssec.EventStoreUnavailable:
 		o.store.WithLabelValues(o.storeChecks.intern(e.Reason)).Inc()
+	case wssec.EventRevocationsFull:
+		where := "table"
+		if e.Reason == "store_full" {
+			where = "store"
+		}
+		o.revFull.WithLabelValues(where).Inc()
+	case wssec.EventDisconnected:
+		o.disconnects.WithLabelValues(disconnectLabel(e.Reason)).Inc()
 	}
 }
 
@@ -216,6 +232,16 @@ func (o *Observer) acceptedCounter(action string) prometheus.Counter {
 		return o.messages.WithLabelValues(outcomeAccepted, reasonOK, a)
 	})
 	return c
+}
+
+// disconnectLabel bounds the reason of an EventDisconnected to the
+// known set.
+func disconnectLabel(reason string) string {
+	switch reason {
+	case "disconnect", "banned", "session_replaced":
+		return reason
+	}
+	return other
 }
 
 // closeCodeLabel names a close code: the registered range 1000-1015 and

@@ -39,7 +39,12 @@
 //   - Revocations and bans: sorted sets scored by expiry (and a hash of
 //     each subject's IssuedBefore), changed and published on the notices
 //     channel in one script. Every Store follows the channel and keeps a
-//     local mirror, so Revoked and Banned need no round trip.
+//     local mirror, so Revoked and Banned need no round trip. A ban also
+//     reaches every Guard's session feed (SubscribeSessions), which
+//     closes the banned party's sockets.
+//   - Session notices (Announce: Guard.Disconnect, and eviction of the
+//     oldest socket under wssec.WithEvictOldest) are a bare PUBLISH on
+//     the same channel; nothing is stored.
 //   - The single-use cache is SET NX PX; tickets are SET PX and GETDEL,
 //     keyed by the SHA-256 of the ticket id.
 //
@@ -55,7 +60,7 @@
 //	p{p}:bans           bans (zset: key → expiry ms)
 //	p{p}:once:<key>     single-use cache
 //	p{p}:ticket:<hex>   one-time tickets, by SHA-256 of the id
-//	p{p}:notices        the pub/sub channel of revocations and bans
+//	p{p}:notices        the pub/sub channel of revocations, bans and session notices
 //
 // All keys of one Store share the Redis Cluster hash tag {p}, so the
 // scripts that touch a rate key and several pools at once stay on one
@@ -95,8 +100,9 @@
 // revoke, ban, take connection slots or reset rate limits: give wssec its
 // own Redis user (ACLs limited to the prefix's keys and channel) and use
 // TLS to reach Redis over any network you do not control. A forged or
-// malformed notice can only add a revocation or a ban, never lift one;
-// malformed notices are ignored and counted (BadNotices).
+// malformed notice can only add a revocation or a ban, or close sockets,
+// never lift a revocation or a ban; malformed notices are ignored and
+// counted (BadNotices).
 //
 // Ticket ids are bearer credentials: Redis sees only their SHA-256, and
 // no error names them. Set the client's ContextTimeoutEnabled (or read and

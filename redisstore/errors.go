@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/wssec/wssec"
 )
 
 // Sentinel errors. Every error the Store returns starts with "redisstore:"
@@ -23,7 +24,9 @@ var (
 	ErrFeedDown = errors.New("redisstore: revocation feed down")
 	// ErrMirrorFull: a local mirror holds WithMirrorCapacity live entries
 	// and had to refuse a new one; Revoked (or Banned) fails until a reload
-	// fits again rather than answer from an incomplete mirror.
+	// fits again rather than answer from an incomplete mirror. Revoked's
+	// error also wraps wssec.ErrRevocationsFull, so the Guard reports an
+	// EventRevocationsFull.
 	ErrMirrorFull = errors.New("redisstore: mirror full")
 	// ErrClosed: the Store was closed.
 	ErrClosed = errors.New("redisstore: store closed")
@@ -74,7 +77,11 @@ func feedDown(op string) error {
 // mirrorFull is the error of Revoked and Banned while their mirror has
 // refused an entry.
 func mirrorFull(op string) error {
-	return &opError{msg: "redisstore: " + op + ": mirror full", errs: []error{ErrMirrorFull}}
+	errs := []error{ErrMirrorFull}
+	if op == "revoked" {
+		errs = append(errs, wssec.ErrRevocationsFull)
+	}
+	return &opError{msg: "redisstore: " + op + ": mirror full", errs: errs}
 }
 
 // unavailable reports whether err means Redis could not serve the request

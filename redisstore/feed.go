@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/wssec/wssec"
@@ -279,10 +280,99 @@ func (s *Store) handle(payload string) {
 		s.badNotices.Add(1)
 		return
 	}
-	s.mirror.apply(n, s.now())
-	if n.Kind != kindBan {
-		s.dispatch(n.revocation())
+	switch n.Kind {
+	case kindSession:
+		if sn, ok := sessionNotice(n.ID, n.R, n.O); ok {
+			s.dispatchSession(sn)
+		}
+		return
+	case kindBan:
+		s.mirror.apply(n, s.now())
+		if sn, ok := sessionNotice(n.ID, "banned", false); ok {
+			s.dispatchSession(sn)
+		}
+		return
 	}
+	s.mirror.apply(n, s.now())
+	s.dispatch(n.revocation())
+}
+
+// dispatchSession passes n to the session subscriber, if any and its
+// context is live.
+func (s *Store) dispatchSession(n wssec.SessionNotice) {
+	s.feedMu.Lock()
+	fn, ctx := s.sfn, s.sfnCtx
+	s.feedMu.Unlock()
+	if fn != nil && ctx.Err() == nil {
+		fn(n)
+	}
+}
+
+// SubscribeSessions calls fn with every session notice any Store sharing
+// the prefix announces (Announce) and with one for every ban recorded
+// (Ban), naming the banned subject or client IP with Reason "banned",
+// so that every instance closes its own sockets of that party. It shares
+// Subscribe's feed goroutine, and its rules: fn is called one call at a
+// time and must not block for long; it is not called once ctx is done;
+// while ctx is live a second SubscribeSessions fails with ErrSubscribed.
+// Notices sent while the feed is down are not replayed (a ban still
+// holds through the mirror; a disconnect is lost for that instance).
+func (s *Store) SubscribeSessions(ctx context.Context, fn func(wssec.SessionNotice)) error {
+	if fn == nil {
+		return errors.New("redisstore: subscribe sessions: nil callback")
+	}
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fail("subscribe sessions", err)
+	}
+	s.feedMu.Lock()
+	if s.sfn != nil && s.sfnCtx.Err() == nil {
+		s.feedMu.Unlock()
+		return ErrSubscribed
+	}
+	s.sfn, s.sfnCtx = fn, ctx
+	s.feedMu.Unlock()
+	return s.awaitFeed(ctx, "subscribe sessions")
+}
+
+// Announce publishes n on the notices channel, so that every Store
+// sharing the prefix, this one included, passes it to its
+// SubscribeSessions callback. Nothing is stored: an instance whose feed
+// is down meanwhile does not see it. n must name a Subject or an IP, and
+// its Reason is cut to 123 bytes.
+func (s *Store) Announce(ctx context.Context, n wssec.SessionNotice) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	var key string
+	switch {
+	case n.Subject != "":
+		key = "sub:" + n.Subject
+	case n.IP.IsValid():
+		key = "ip:" + n.IP.String()
+	default:
+		return errors.New("redisstore: announce: the notice names neither a subject nor an IP")
+	}
+	if !validID(key) {
+		return fmt.Errorf("redisstore: announce: subject longer than %d bytes or not UTF-8", maxIDLen)
+	}
+	reason := n.Reason
+	if len(reason) > maxReasonLen {
+		reason = reason[:maxReasonLen]
+	}
+	for reason != "" && !utf8.ValidString(reason) {
+		reason = reason[:len(reason)-1]
+	}
+	msg := encodeNotice(notice{Kind: kindSession, ID: key, TTL: 1, R: reason, O: n.Oldest})
+	octx, cancel := s.opCtx(ctx)
+	defer cancel()
+	s.roundTrips.Add(1)
+	if err := s.client.Publish(octx, s.keys.notices, msg).Err(); err != nil {
+		return wrap(ctx, "announce", err)
+	}
+	return nil
 }
 
 // dispatch passes rev to the subscriber, if any and its context is live.

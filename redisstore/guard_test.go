@@ -75,11 +75,22 @@ func (r *eventLog) has(kind wssec.EventKind, reason string) bool {
 
 func newInstance(t testing.TB, addr, prefix string, storeOpts []Option, opts ...wssec.Option) *instance {
 	t.Helper()
+	return newInstanceAt(t, addr, prefix, nil, storeOpts, opts...)
+}
+
+// newInstanceAt is newInstance with the Guard's and the Store's mirror
+// clock set to now (when not nil), so tests can move time forward.
+func newInstanceAt(t testing.TB, addr, prefix string, now func() time.Time, storeOpts []Option, opts ...wssec.Option) *instance {
+	t.Helper()
 	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, ContextTimeoutEnabled: true})
 	st, err := New(client, append([]Option{WithPrefix(prefix)}, storeOpts...)...)
 	if err != nil {
 		client.Close()
 		t.Fatal(err)
+	}
+	if now != nil {
+		st.now = now // before any goroutine of the Store starts
+		opts = append([]wssec.Option{wssec.WithClock(now)}, opts...)
 	}
 	in := &instance{t: t, store: st, obs: &eventLog{}}
 	base := []wssec.Option{

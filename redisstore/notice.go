@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,16 +18,23 @@ import (
 //	{"k":"s","id":"alice","ib":1700000000000000,"ttl":900000}  subject revocation
 //	{"k":"t","id":"7f3c…","ttl":900000}                         token revocation
 //	{"k":"b","id":"ip:203.0.113.7","ttl":60000}                 ban
+//	{"k":"d","id":"sub:alice","r":"disconnected","ttl":1}       session notice
+//	{"k":"d","id":"sub:alice","r":"session replaced","o":true,"ttl":1}
 //
 // ib is the revocation's IssuedBefore in Unix microseconds (subject
 // revocations only); ttl is how long it holds, in milliseconds from
-// receipt. Receivers validate every field and ignore (and count) a
+// receipt. A session notice (wssec.SessionNotice: close the live sockets
+// of a subject, "sub:<subject>", or of a client IP, "ip:<addr>") keeps
+// nothing: its ttl is 1, r is the close reason and o asks for the oldest
+// socket only. Receivers validate every field and ignore (and count) a
 // message that does not decode.
 type notice struct {
 	Kind string `json:"k"`
 	ID   string `json:"id"`
 	IB   *int64 `json:"ib,omitempty"`
 	TTL  int64  `json:"ttl"`
+	R    string `json:"r,omitempty"`
+	O    bool   `json:"o,omitempty"`
 }
 
 // The kinds of notice.
@@ -34,7 +42,12 @@ const (
 	kindSubject = "s"
 	kindToken   = "t"
 	kindBan     = "b"
+	kindSession = "d"
 )
+
+// maxReasonLen bounds a session notice's close reason: what a close
+// frame can carry.
+const maxReasonLen = 123
 
 // maxIDLen bounds a subject, token id or ban key (bytes); maxNoticeLen
 // bounds a whole message: an id escaped at worst (\u00XX, six bytes a
@@ -88,7 +101,7 @@ func (n notice) validate() error {
 		if n.IB == nil || *n.IB < 0 || *n.IB > maxMicros {
 			return errors.New("notice: subject revocation without a valid ib")
 		}
-	case kindToken, kindBan:
+	case kindToken, kindBan, kindSession:
 		if n.IB != nil {
 			return errors.New("notice: ib on a notice that is not a subject revocation")
 		}
@@ -101,7 +114,32 @@ func (n notice) validate() error {
 	if n.TTL < 1 || n.TTL > ms(maxTTL) {
 		return errors.New("notice: ttl out of range")
 	}
+	if n.Kind != kindSession && (n.R != "" || n.O) {
+		return errors.New("notice: r or o on a notice that is not a session notice")
+	}
+	if len(n.R) > maxReasonLen || !utf8.ValidString(n.R) {
+		return errors.New("notice: reason too long or not UTF-8")
+	}
+	if n.Kind == kindSession {
+		if _, ok := sessionNotice(n.ID, n.R, n.O); !ok {
+			return errors.New("notice: session key is neither sub:<subject> nor ip:<addr>")
+		}
+	}
 	return nil
+}
+
+// sessionNotice builds the wssec.SessionNotice for a ban or session key
+// ("sub:<subject>" or "ip:<addr>").
+func sessionNotice(key, reason string, oldest bool) (wssec.SessionNotice, bool) {
+	if sub, ok := strings.CutPrefix(key, "sub:"); ok && sub != "" {
+		return wssec.SessionNotice{Subject: sub, Reason: reason, Oldest: oldest}, true
+	}
+	if a, ok := strings.CutPrefix(key, "ip:"); ok {
+		if ip, err := netip.ParseAddr(a); err == nil {
+			return wssec.SessionNotice{IP: ip, Reason: reason, Oldest: oldest}, true
+		}
+	}
+	return wssec.SessionNotice{}, false
 }
 
 // ttl returns the notice's TTL as a Duration.
@@ -109,10 +147,13 @@ func (n notice) ttl() time.Duration { return time.Duration(n.TTL) * time.Millise
 
 // revocation returns the wssec.Revocation a revocation notice carries.
 func (n notice) revocation() wssec.Revocation {
-	if n.Kind == kindToken {
+	switch {
+	case n.Kind == kindToken:
 		return wssec.Revocation{TokenID: n.ID, TTL: n.ttl()}
+	case n.Kind == kindSubject && n.IB != nil:
+		return wssec.Revocation{Subject: n.ID, IssuedBefore: time.UnixMicro(*n.IB), TTL: n.ttl()}
 	}
-	return wssec.Revocation{Subject: n.ID, IssuedBefore: time.UnixMicro(*n.IB), TTL: n.ttl()}
+	return wssec.Revocation{} // not a revocation
 }
 
 // issuedBeforeMicros converts an IssuedBefore to Unix microseconds,

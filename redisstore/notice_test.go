@@ -44,6 +44,16 @@ var noticeCases = []struct {
 	{"too long", strings.Repeat(" ", maxNoticeLen+1), false},
 	{"longest id, escaped", `{"k":"t","id":"` + strings.Repeat(`\u0001`, maxIDLen) + `","ttl":5}`, true},
 	{"deep nesting", strings.Repeat("[", 10000), false},
+	{"session notice, subject", `{"k":"d","id":"sub:alice","r":"disconnected","ttl":1}`, true},
+	{"session notice, ip, oldest", `{"k":"d","id":"ip:2001:db8::1","r":"session replaced","o":true,"ttl":1}`, true},
+	{"session notice without reason", `{"k":"d","id":"sub:alice","ttl":1}`, true},
+	{"session notice, bad key", `{"k":"d","id":"alice","ttl":1}`, false},
+	{"session notice, bad ip", `{"k":"d","id":"ip:300.1.1.1","ttl":1}`, false},
+	{"session notice, empty subject", `{"k":"d","id":"sub:","ttl":1}`, false},
+	{"session notice with ib", `{"k":"d","id":"sub:a","ib":1,"ttl":1}`, false},
+	{"reason on a revocation", `{"k":"t","id":"a","r":"x","ttl":5}`, false},
+	{"oldest on a ban", `{"k":"b","id":"sub:a","o":true,"ttl":5}`, false},
+	{"reason too long", `{"k":"d","id":"sub:a","r":"` + strings.Repeat("r", maxReasonLen+1) + `","ttl":1}`, false},
 }
 
 func TestDecodeNotice(t *testing.T) {
@@ -118,7 +128,7 @@ func FuzzDecodeNotice(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoding %+v: %v", n, err)
 		}
-		if again.Kind != n.Kind || again.ID != n.ID || again.TTL != n.TTL ||
+		if again.Kind != n.Kind || again.ID != n.ID || again.TTL != n.TTL || again.R != n.R || again.O != n.O ||
 			(again.IB == nil) != (n.IB == nil) || (n.IB != nil && *again.IB != *n.IB) {
 			t.Fatalf("round trip changed %+v into %+v", n, again)
 		}

@@ -55,6 +55,8 @@ type Store struct {
 	ps     *redis.PubSub
 	fn     func(wssec.Revocation)
 	fnCtx  context.Context
+	sfn    func(wssec.SessionNotice)
+	sfnCtx context.Context
 
 	// firstTry is closed when the feed's first attempt to subscribe and
 	// load the mirror has ended, successfully or not.
