@@ -385,6 +385,12 @@ func TestMetrics_RevocationsFullAndDisconnects(t *testing.T) {
 	if err := drain(first); !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
 		t.Fatalf("the evicted socket: %v, want close 1008", err)
 	}
+	// A round trip proves the second socket is registered with the Guard:
+	// a Disconnect racing a handshake still in flight may miss it (its doc
+	// says so), and that race is not what this test counts.
+	if got := roundTrip(t, second, `{"action":"ping","id":"p"}`); !strings.Contains(got, "pong") {
+		t.Fatalf("ping on the second socket: %s, want a pong", got)
+	}
 	if err := f.g.Disconnect(ctx, "alice", ""); err != nil {
 		t.Fatal(err)
 	}
