@@ -59,6 +59,19 @@ var (
 	// to a crypto key.
 	ErrUnusableKey = errors.New("jwks: JWK set contains an unusable key")
 
+	// ErrDiscovery reports an OpenID Provider configuration document that
+	// could not be fetched or used: a failed request, a status other than
+	// 200, a body over 256 KiB, not a JSON object, or a missing issuer or
+	// jwks_uri, or a jwks_uri that ValidateURL refuses. It wraps the more
+	// specific error (ErrFetch, ErrStatus, ErrInvalidURL, …) when there is
+	// one.
+	ErrDiscovery = errors.New("jwks: OpenID Provider configuration refused")
+
+	// ErrIssuerMismatch reports a configuration document whose "issuer" is
+	// not exactly the configured issuer (OpenID Connect Discovery §4.3):
+	// keys served for another issuer must not verify this one's tokens.
+	ErrIssuerMismatch = errors.New("jwks: the OpenID Provider configuration names another issuer")
+
 	// ErrClosed reports a call on a Fetcher after Close.
 	ErrClosed = errors.New("jwks: fetcher closed")
 )

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,9 +19,17 @@ import (
 const (
 	DefaultTimeout         = 10 * time.Second
 	DefaultRefreshInterval = 5 * time.Minute
-	DefaultMinRefetch      = 10 * time.Second
+	DefaultMinRefetch      = 5 * time.Second
 	DefaultInitialTimeout  = 5 * time.Second
 	DefaultMaxBody         = 1 << 20
+)
+
+// Retry pacing while no set has been fetched yet (Options.StartWithoutSet):
+// the first retry after minRetry, doubling up to maxRetry (or the refresh
+// interval, if shorter).
+const (
+	minRetry = time.Second
+	maxRetry = 30 * time.Second
 )
 
 // maxHeaderBytes caps the response headers of the default client.
@@ -46,11 +55,12 @@ type Options struct {
 	// DefaultRefreshInterval (5 min).
 	RefreshInterval time.Duration
 
-	// MinRefetch is the minimum time, measured with Now, from the start of
-	// the last fetch of any kind (the first one in New, a background
-	// refresh, Refresh, or an earlier kid miss) before a kid miss in
-	// LookupKid may fetch again. It bounds the requests that tokens with
-	// made-up kids can cause. Zero means DefaultMinRefetch (10 s).
+	// MinRefetch is the minimum time, measured with Now, between two
+	// fetches caused by kid misses in LookupKid. It bounds the requests
+	// that tokens with made-up kids can cause. The first miss may fetch
+	// at once, even right after New: a key the provider added just
+	// before this instance started is found without delay. Zero means
+	// DefaultMinRefetch (5 s).
 	MinRefetch time.Duration
 
 	// InitialTimeout bounds the first fetch, done synchronously in New.
@@ -64,6 +74,28 @@ type Options struct {
 
 	// Now is the clock used for MinRefetch. Nil means time.Now.
 	Now func() time.Time
+
+	// StartWithoutSet lets New succeed when the first fetch fails: Set
+	// then returns nil, InitialError reports that failure, and the
+	// goroutine retries after 1 s, doubling up to 30 s (or
+	// RefreshInterval if shorter), until a set arrives; kid misses may
+	// fetch too, as limited by MinRefetch. Default false: New fails.
+	StartWithoutSet bool
+
+	// OnSkipped, if not nil, is called with one note per key a fetched
+	// set held but the Fetcher left out (see parseSet: encryption keys,
+	// encryption algorithms, unsupported key types or curves), each note
+	// naming the key's index, kid and the reason. It is called when the
+	// notes differ from those of the previous successful fetch, the first
+	// time from New, later on the refresh goroutine, with the same
+	// restrictions as OnError.
+	OnSkipped func(notes []string)
+
+	// OnRecovered, if not nil, is called on the refresh goroutine when a
+	// fetch succeeds after one or more failed fetches (including a first
+	// fetch that failed under StartWithoutSet), with the same
+	// restrictions as OnError.
+	OnRecovered func()
 
 	// OnError, if not nil, is called on the refresh goroutine with the
 	// error of every failed fetch after New returned (background refresh,
@@ -86,8 +118,15 @@ type Fetcher struct {
 	maxBody    int64
 	now        func() time.Time
 	onError    func(error)
+	onSkipped  func([]string)
+	onRecover  func()
+	issuer     string // WithDiscovery: the issuer whose document names the set's URL
+	initialErr error  // the first fetch's error under StartWithoutSet
 
 	snap atomic.Pointer[snapshot]
+	// skipped are the notes of the last successful fetch; only New and
+	// then the refresh goroutine touch them.
+	skipped []string
 
 	ctx     context.Context // cancelled by Close; parent of every background fetch
 	cancel  context.CancelFunc
@@ -96,14 +135,17 @@ type Fetcher struct {
 
 	mu        sync.Mutex
 	lastFetch time.Time // start of the most recent fetch, failed or not
-	inflight  *round    // the fetch running now; nil when idle
-	queued    *round    // a fetch requested on demand, not started yet
+	lastMiss  time.Time // start of the most recent fetch a kid miss asked for
+	failing   bool      // the last fetch failed (or none succeeded yet)
+	backoff   time.Duration
+	inflight  *round // the fetch running now; nil when idle
+	queued    *round // a fetch requested on demand, not started yet
 }
 
 // snapshot is the value behind the atomic pointer, so that loading the set
 // is one pointer load.
 type snapshot struct {
-	set jwk.Set
+	set jwk.Set // nil until the first successful fetch (StartWithoutSet)
 }
 
 // round is one fetch that callers wait for. err is written before done is
@@ -127,11 +169,30 @@ func newRound() *round { return &round{done: make(chan struct{})} }
 // fetches, but its cancellation does not stop the Fetcher: Close does.
 func New(ctx context.Context, rawURL string, o Options) (*Fetcher, error) {
 	var errs []error
-	if ctx == nil {
-		errs = append(errs, fmt.Errorf("%w: nil context", ErrInvalidOptions))
-	}
 	if _, err := parseURL(rawURL); err != nil {
 		errs = append(errs, err)
+	}
+	return newFetcher(ctx, rawURL, "", o, errs)
+}
+
+// NewDiscovery is New for an OpenID Provider: each fetch first reads
+// {issuer}/.well-known/openid-configuration (OpenID Connect Discovery 1.0
+// §4; a trailing '/' of the issuer is removed before the suffix is
+// appended), requires its "issuer" member to equal issuer exactly, and
+// then fetches the set at its "jwks_uri", so that both are refreshed on
+// the same schedule. The issuer and the jwks_uri must each pass
+// ValidateIssuer and ValidateURL. The document is capped at 256 KiB.
+func NewDiscovery(ctx context.Context, issuer string, o Options) (*Fetcher, error) {
+	var errs []error
+	if err := ValidateIssuer(issuer); err != nil {
+		errs = append(errs, err)
+	}
+	return newFetcher(ctx, issuer, issuer, o, errs)
+}
+
+func newFetcher(ctx context.Context, rawURL, issuer string, o Options, errs []error) (*Fetcher, error) {
+	if ctx == nil {
+		errs = append(errs, fmt.Errorf("%w: nil context", ErrInvalidOptions))
 	}
 	for _, d := range []struct {
 		name string
@@ -160,6 +221,9 @@ func New(ctx context.Context, rawURL string, o Options) (*Fetcher, error) {
 		maxBody:    orDefault(o.MaxBody, DefaultMaxBody),
 		now:        o.Now,
 		onError:    o.OnError,
+		onSkipped:  o.OnSkipped,
+		onRecover:  o.OnRecovered,
+		issuer:     issuer,
 		kick:       make(chan struct{}, 1),
 		stopped:    make(chan struct{}),
 	}
@@ -179,13 +243,20 @@ func New(ctx context.Context, rawURL string, o Options) (*Fetcher, error) {
 
 	ictx, cancel := context.WithTimeout(ctx, orDefault(o.InitialTimeout, DefaultInitialTimeout))
 	f.lastFetch = f.now()
-	set, err := f.fetch(ictx)
+	set, skipped, err := f.load(ictx)
 	cancel()
-	if err != nil {
+	switch {
+	case err == nil:
+		f.snap.Store(&snapshot{set: set})
+		f.noteSkipped(skipped)
+	case o.StartWithoutSet:
+		f.initialErr = fmt.Errorf("jwks: first fetch: %w", err)
+		f.failing = true
+		f.snap.Store(&snapshot{})
+	default:
 		f.closeIdle()
 		return nil, fmt.Errorf("jwks: first fetch: %w", err)
 	}
-	f.snap.Store(&snapshot{set: set})
 
 	f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	go f.run()
@@ -224,14 +295,41 @@ func defaultClient() (*http.Client, *http.Transport) {
 
 // Set returns the last good key set. It never blocks and does not
 // allocate. The set is shared: callers must not modify it or its keys.
+// It is nil only under StartWithoutSet, until the first fetch succeeds.
 func (f *Fetcher) Set() jwk.Set {
 	return f.snap.Load().set
 }
 
+// InitialError returns the error of the first fetch when New succeeded
+// under StartWithoutSet without a set, else nil.
+func (f *Fetcher) InitialError() error { return f.initialErr }
+
+// lookup finds kid in the current set, which may be nil.
+func (f *Fetcher) lookup(kid string) (jwk.Key, bool) {
+	s := f.Set()
+	if s == nil {
+		return nil, false
+	}
+	return s.LookupKeyID(kid)
+}
+
+// noteSkipped reports the notes of a successful fetch to OnSkipped when
+// they differ from the previous ones. It runs in New or on the refresh
+// goroutine, never both at once.
+func (f *Fetcher) noteSkipped(notes []string) {
+	if slices.Equal(notes, f.skipped) {
+		return
+	}
+	f.skipped = notes
+	if len(notes) > 0 && f.onSkipped != nil {
+		f.onSkipped(notes)
+	}
+}
+
 // LookupKid returns the first key of the current set whose "kid" is kid.
-// On a miss it asks for one refetch, unless a fetch of any kind started
+// On a miss it asks for one refetch, unless a refetch for a miss started
 // less than MinRefetch ago; callers that miss at the same time share one
-// fetch. It then looks again. It waits at most the client timeout (10 s by
+// fetch, and a miss while a fetch of any kind is under way waits for it. It then looks again. It waits at most the client timeout (10 s by
 // default), and returns early with a miss when ctx is done or the Fetcher
 // is closed. An empty kid never matches and never fetches.
 //
@@ -240,14 +338,14 @@ func (f *Fetcher) LookupKid(ctx context.Context, kid string) (jwk.Key, bool) {
 	if kid == "" {
 		return nil, false
 	}
-	if k, ok := f.Set().LookupKeyID(kid); ok {
+	if k, ok := f.lookup(kid); ok {
 		return k, true
 	}
 	r := f.requestRefetch()
 	if r == nil {
 		// Rate limited, or closed. A fetch may have finished since the
 		// first look, so look once more.
-		return f.Set().LookupKeyID(kid)
+		return f.lookup(kid)
 	}
 	t := time.NewTimer(f.timeout)
 	defer t.Stop()
@@ -260,12 +358,12 @@ func (f *Fetcher) LookupKid(ctx context.Context, kid string) (jwk.Key, bool) {
 	case <-t.C:
 		return nil, false
 	}
-	return f.Set().LookupKeyID(kid)
+	return f.lookup(kid)
 }
 
 // requestRefetch returns the fetch a kid miss should wait for: the one in
 // flight, the one queued, or a new one if MinRefetch has passed since the
-// last fetch started. It returns nil if no fetch may run.
+// last fetch a miss asked for. It returns nil if no fetch may run.
 func (f *Fetcher) requestRefetch() *round {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -278,9 +376,11 @@ func (f *Fetcher) requestRefetch() *round {
 	if f.queued != nil {
 		return f.queued
 	}
-	if f.now().Sub(f.lastFetch) < f.minRefetch {
+	now := f.now()
+	if !f.lastMiss.IsZero() && now.Sub(f.lastMiss) < f.minRefetch {
 		return nil
 	}
+	f.lastMiss = now
 	return f.queueLocked()
 }
 
@@ -341,7 +441,7 @@ func (f *Fetcher) closeIdle() {
 // happen, so that they never overlap and a set never replaces a newer one.
 func (f *Fetcher) run() {
 	defer close(f.stopped)
-	t := time.NewTicker(f.interval)
+	t := time.NewTimer(f.nextWait())
 	defer t.Stop()
 	for {
 		select {
@@ -362,8 +462,25 @@ func (f *Fetcher) run() {
 		f.refreshOnce()
 		// Count the period from this fetch. Since Go 1.23 no stale tick
 		// is received after Reset.
-		t.Reset(f.interval)
+		t.Reset(f.nextWait())
 	}
+}
+
+// nextWait is the time until the next scheduled fetch: the refresh
+// interval once a set is held, a growing retry delay before that.
+func (f *Fetcher) nextWait() time.Duration {
+	if f.Set() != nil {
+		return f.interval
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	limit := min(maxRetry, f.interval)
+	if f.backoff == 0 {
+		f.backoff = min(minRetry, limit)
+	} else {
+		f.backoff = min(2*f.backoff, limit)
+	}
+	return f.backoff
 }
 
 // refreshOnce runs the queued fetch, or a fresh one for a tick, publishes
@@ -379,30 +496,58 @@ func (f *Fetcher) refreshOnce() {
 	f.lastFetch = f.now()
 	f.mu.Unlock()
 
-	set, err := f.fetch(f.ctx)
+	set, skipped, err := f.load(f.ctx)
 	if err == nil {
 		f.snap.Store(&snapshot{set: set})
 	}
 
 	f.mu.Lock()
 	f.inflight = nil
+	recovered := err == nil && f.failing
+	f.failing = err != nil
+	if err == nil {
+		f.backoff = 0
+	}
 	f.mu.Unlock()
 	r.err = err
 	close(r.done)
 
-	if err != nil && f.onError != nil && f.ctx.Err() == nil {
-		f.onError(err)
+	if f.ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		if f.onError != nil {
+			f.onError(err)
+		}
+		return
+	}
+	f.noteSkipped(skipped)
+	if recovered && f.onRecover != nil {
+		f.onRecover()
 	}
 }
 
-// fetch performs one GET, bounded by ctx and f.timeout, and parses the
-// body.
-func (f *Fetcher) fetch(ctx context.Context) (jwk.Set, error) {
+// load fetches the set: through the discovery document with an issuer,
+// else from the URL given to New.
+func (f *Fetcher) load(ctx context.Context) (jwk.Set, []string, error) {
+	u := f.url
+	if f.issuer != "" {
+		var err error
+		if u, err = f.discover(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	return f.fetch(ctx, u)
+}
+
+// fetch performs one GET of the set at u, bounded by ctx and f.timeout,
+// and parses the body.
+func (f *Fetcher) fetch(ctx context.Context, u string) (jwk.Set, []string, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFetch, redactErr(err))
+		return nil, nil, fmt.Errorf("%w: %w", ErrFetch, redactErr(err))
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := f.client.Do(req)
@@ -411,16 +556,16 @@ func (f *Fetcher) fetch(ctx context.Context) (jwk.Set, error) {
 		// redirect too), whose query often holds an API key.
 		err = redactErr(err)
 		if errors.Is(err, ErrRedirect) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, fmt.Errorf("%w: %w", ErrFetch, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrFetch, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: %d", ErrStatus, resp.StatusCode)
+		return nil, nil, fmt.Errorf("%w: %d", ErrStatus, resp.StatusCode)
 	}
 	if resp.ContentLength > f.maxBody {
-		return nil, fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, f.maxBody)
+		return nil, nil, fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, f.maxBody)
 	}
 	limit := f.maxBody
 	if limit < math.MaxInt64 {
@@ -428,10 +573,10 @@ func (f *Fetcher) fetch(ctx context.Context) (jwk.Set, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading body: %w", ErrFetch, redactErr(err))
+		return nil, nil, fmt.Errorf("%w: reading body: %w", ErrFetch, redactErr(err))
 	}
 	if int64(len(body)) > f.maxBody {
-		return nil, fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, f.maxBody)
+		return nil, nil, fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, f.maxBody)
 	}
 	return parseSet(body)
 }

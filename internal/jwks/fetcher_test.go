@@ -54,7 +54,8 @@ func TestNew_FirstFetchFails(t *testing.T) {
 		{name: "key not an object", body: []byte(`{"keys":[1]}`), want: ErrMalformed},
 		{name: "bare JWK, not a set", body: bytes.TrimSuffix(bytes.TrimPrefix(good, []byte(`{"keys":[`)), []byte(`]}`)), want: ErrMalformed},
 		{name: "empty set", body: []byte(`{"keys":[]}`), want: ErrEmptySet},
-		{name: "unknown kty", body: []byte(`{"keys":[{"kty":"XYZ","kid":"x"}]}`), want: ErrMalformed},
+		{name: "unknown kty alone (skipped)", body: []byte(`{"keys":[{"kty":"XYZ","kid":"x"}]}`), want: ErrEmptySet},
+		{name: "encryption key alone (skipped)", body: []byte(`{"keys":[{"kty":"RSA","use":"enc","alg":"RSA-OAEP","kid":"e","n":"AQAB","e":"AQAB"}]}`), want: ErrEmptySet},
 		{name: "EC coordinate too short", body: []byte(`{"keys":[{"kty":"EC","crv":"P-256","kid":"x","x":"AQ","y":"AQ"}]}`), want: ErrMalformed},
 		{name: "EC point off curve", body: []byte(`{"keys":[{"kty":"EC","crv":"P-256","kid":"x","x":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE","y":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"}]}`), want: ErrMalformed},
 		{name: "Ed25519 key of wrong length", body: []byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"x","x":"AQEB"}]}`), want: ErrMalformed},
@@ -283,7 +284,9 @@ func TestRedirects(t *testing.T) {
 }
 
 // TestLookupKid_Rotation publishes a new key and checks that a kid miss
-// finds it with one refetch, and that MinRefetch limits further misses.
+// finds it with one refetch, at once even right after New (a key added
+// just before this instance started), and that MinRefetch limits further
+// misses.
 func TestLookupKid_Rotation(t *testing.T) {
 	clock := newFakeClock()
 	srv := newJWKSServer(t, setJSON(t, ecPublic(t, "k1")))
@@ -293,17 +296,9 @@ func TestLookupKid_Rotation(t *testing.T) {
 	k1 := ecPublic(t, "k1")
 	srv.publish(setJSON(t, k1, edPublic(t, "k2")))
 
-	// The first fetch, in New, started less than MinRefetch ago.
-	if _, ok := f.LookupKid(ctx, "k2"); ok {
-		t.Fatal("k2 found without a refetch")
-	}
-	if got := srv.hits.Load(); got != 1 {
-		t.Fatalf("hits = %d, want 1 (miss within MinRefetch of New must not fetch)", got)
-	}
-
-	clock.Advance(DefaultMinRefetch)
+	// The first fetch, in New, just happened: the first miss fetches anyway.
 	if _, ok := f.LookupKid(ctx, "k2"); !ok {
-		t.Fatal("k2 not found after the refetch")
+		t.Fatal("k2 not found by the first miss after New")
 	}
 	if got := srv.hits.Load(); got != 2 {
 		t.Fatalf("hits = %d, want 2", got)
