@@ -97,7 +97,8 @@ type refusal struct {
 	reason     string // stable, low-cardinality code: "origin_not_allowed", …
 	msg        string // the one line the client reads; never a token
 	err        error  // a sentinel, or a wrapped detail for the log
-	retryAfter int    // seconds, for 429
+	retryAfter int    // seconds, for 429 and 503
+	desc       string // error_description of a 401, when not the reason's (see describe)
 }
 
 func (r *refusal) Error() string { return r.err.Error() }
@@ -120,7 +121,11 @@ func (r *refusal) write(w http.ResponseWriter) {
 	h.Set("Cache-Control", "no-store")
 	switch r.status {
 	case http.StatusUnauthorized:
-		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		if d := r.describe(); d != "" {
+			h.Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+d+`"`)
+		} else {
+			h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		}
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		if r.retryAfter > 0 {
 			h.Set("Retry-After", strconv.Itoa(r.retryAfter))

@@ -354,7 +354,7 @@ func ExampleWithHMACKey() {
 	// signed token: 101
 	// subprotocol token: 101 wssec.v1
 	// no token: 401
-	// forged token: 401 Bearer error="invalid_token"
+	// forged token: 401 Bearer error="invalid_token", error_description="The token signature is invalid."
 	// short key refused: true
 }
 

@@ -1,6 +1,7 @@
 package wssec
 
 import (
+	"crypto"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -109,7 +110,13 @@ type config struct {
 	hmacKey       []byte
 	authenticator func(*http.Request) (*Principal, error)
 	anonymous     bool
-	keyOption     string // the last of WithJWKS, WithKeySet, WithHMACKey given
+	keyOption     string // the last of WithJWKS, WithKeySet, WithHMACKey, WithOIDC, WithPublicKey given
+	oidcIssuer    string
+	publicKey     crypto.PublicKey
+	publicKeySet  bool
+	startNoKeys   bool
+	claimMapping  ClaimMapping
+	tokenType     string
 
 	issuer           string
 	audience         []string
@@ -231,34 +238,134 @@ func WithAllowMissingOrigin() Option {
 
 // WithJWKS verifies tokens with the keys published at url, which must be
 // https (or http on a loopback address, for a local sidecar or tests). The
-// first fetch happens in New under a timeout, so a bad URL fails fast; the
-// set is refreshed in the background every 5 minutes, and a token whose
-// kid is unknown triggers at most one rate-limited refetch. An outage keeps
-// the last good set. The last of WithJWKS, WithKeySet and WithHMACKey wins.
+// first fetch happens in New under a timeout, so a bad URL fails fast
+// (see WithStartWithoutKeys); the set is refreshed in the background
+// every 5 minutes, and a token whose kid is unknown triggers a refetch at
+// once, at most one every 5 seconds. An outage keeps the last good set.
+// Keys with "use":"enc", an encryption alg, or a key type or curve that
+// cannot verify here are skipped (a config_warning event, reason
+// jwks_key_skipped, names them); private or symmetric keys refuse the set.
+//
+// Without WithIssuer every issuer whose tokens this key set verifies is
+// accepted. Several issuers can share one signing key (every Entra ID
+// tenant is signed by the same Microsoft keys), so set WithIssuer, or use
+// WithOIDC, which always checks it. The last of WithJWKS, WithKeySet,
+// WithHMACKey, WithOIDC and WithPublicKey wins.
 func WithJWKS(url string) Option {
-	return optionFunc(func(c *config) { c.jwksURL, c.keySet, c.hmacKey, c.keyOption = url, nil, nil, "WithJWKS" })
+	return optionFunc(func(c *config) {
+		c.clearKeys()
+		c.jwksURL, c.keyOption = url, "WithJWKS"
+	})
 }
 
-// WithJWKSRefresh sets how often a WithJWKS key set is refetched in the
-// background. Default 5 minutes; at least 1 second.
+// clearKeys forgets the key options given so far: the last one wins.
+func (c *config) clearKeys() {
+	c.jwksURL, c.keySet, c.hmacKey, c.oidcIssuer = "", nil, nil, ""
+	c.publicKey, c.publicKeySet = nil, false
+}
+
+// WithOIDC verifies tokens from an OpenID Provider found by discovery
+// (OpenID Connect Discovery 1.0): New fetches
+// {issuer}/.well-known/openid-configuration (a trailing '/' of issuer is
+// removed before the suffix) under a timeout and a 256 KiB cap, requires
+// its "issuer" member to equal issuer exactly (no trailing-slash, case or
+// host-spelling leniency), and takes the keys from its "jwks_uri". Every
+// token's iss must equal issuer; WithIssuer with another value is a
+// configuration error. The document and the keys are refreshed together
+// on WithJWKSRefresh's schedule, and the key set is handled as for
+// WithJWKS (kid-miss refetch, skipped encryption keys, outages).
+//
+// issuer is the provider's documented issuer URL, e.g.
+// "https://keycloak.example.com/realms/acme" or
+// "https://login.microsoftonline.com/{tenant-id}/v2.0"; it and the
+// document's jwks_uri must be https, or http on a loopback address. The
+// last of WithJWKS, WithKeySet, WithHMACKey, WithOIDC and WithPublicKey
+// wins.
+func WithOIDC(issuer string) Option {
+	return optionFunc(func(c *config) {
+		c.clearKeys()
+		c.oidcIssuer, c.keyOption = issuer, "WithOIDC"
+	})
+}
+
+// WithPublicKey verifies tokens with one static public key, e.g. read
+// from a PEM file with x509.ParsePKIXPublicKey: an *ecdsa.PublicKey on
+// P-256, P-384 or P-521 (ES256, ES384, ES512), an ed25519.PublicKey
+// (EdDSA) or an *rsa.PublicKey of at least 2048 bits (RS256 to RS512 and
+// PS256 to PS512). The accepted algorithms are derived from the key and
+// pinned; WithAlgorithms may narrow them. Any other key (a private key,
+// a short RSA key, another curve, an HMAC secret) is a configuration
+// error. A token's kid is ignored. The last of WithJWKS, WithKeySet,
+// WithHMACKey, WithOIDC and WithPublicKey wins.
+func WithPublicKey(key crypto.PublicKey) Option {
+	return optionFunc(func(c *config) {
+		c.clearKeys()
+		c.publicKey, c.publicKeySet, c.keyOption = key, true, "WithPublicKey"
+	})
+}
+
+// WithStartWithoutKeys lets New succeed when the first fetch of a
+// WithJWKS or WithOIDC key set fails (the identity provider is down while
+// this instance starts). Until keys arrive, every handshake that presents
+// a token is refused with 503 and Retry-After (fail closed, reason
+// keys_unavailable); the fetch is retried after 1 s, doubling up to 30 s,
+// and a handshake with a kid may ask for one as well (at most one every
+// 5 seconds). A config_warning event with reason keys_pending is emitted
+// by New, jwks_refresh_failed for each failed retry, and keys_available
+// when the keys arrive. Default: New fails when the first fetch fails, so
+// a wrong URL is found at once.
+func WithStartWithoutKeys() Option {
+	return optionFunc(func(c *config) { c.startNoKeys = true })
+}
+
+// WithClaimMapping reads the Principal's Subject, Tenant, Scopes and Roles
+// from the claims m points at (see ClaimMapping), e.g.
+// ClaimMapping{Tenant: "/tid", Roles: "/realm_access/roles"}. The
+// Principal's Tenant is what "{tenant}" in channel rules compares with.
+// Default: sub, tenant, scope or scp, roles. The last call wins.
+func WithClaimMapping(m ClaimMapping) Option {
+	return optionFunc(func(c *config) { c.claimMapping = m })
+}
+
+// WithTokenType requires the token's "typ" header to be typ, compared
+// without regard to case and with the "application/" prefix optional
+// (RFC 7515 §4.1.9). Use "at+jwt" to accept only RFC 9068 access tokens,
+// so that an ID token from the same issuer, signed by the same key, is
+// refused (401, reason token_type). Allowed values: "at+jwt" and "JWT";
+// anything else is a configuration error. Default: any typ that is
+// absent, "JWT" or "at+jwt". The last call wins.
+func WithTokenType(typ string) Option {
+	return optionFunc(func(c *config) { c.tokenType = typ })
+}
+
+// WithJWKSRefresh sets how often a WithJWKS key set (or a WithOIDC
+// document and its key set) is refetched in the background. Default 5
+// minutes; at least 1 second.
 func WithJWKSRefresh(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.jwksRefresh = d })
 }
 
 // WithKeySet verifies tokens with the public keys of set. A set that mixes
 // symmetric and asymmetric keys, or holds private keys, is a configuration
-// error. The last of WithJWKS, WithKeySet and WithHMACKey wins.
+// error. The last of WithJWKS, WithKeySet, WithHMACKey, WithOIDC and
+// WithPublicKey wins.
 func WithKeySet(set jwk.Set) Option {
-	return optionFunc(func(c *config) { c.keySet, c.jwksURL, c.hmacKey, c.keyOption = set, "", nil, "WithKeySet" })
+	return optionFunc(func(c *config) {
+		c.clearKeys()
+		c.keySet, c.keyOption = set, "WithKeySet"
+	})
 }
 
 // WithHMACKey verifies HS256/HS384/HS512 tokens with a shared secret of at
 // least 32 bytes (RFC 7518 §3.2: at least the hash size); HS384 needs 48
-// bytes and HS512 64. The key is copied. The last of WithJWKS, WithKeySet
-// and WithHMACKey wins.
+// bytes and HS512 64. The key is copied. The last of WithJWKS,
+// WithKeySet, WithHMACKey, WithOIDC and WithPublicKey wins.
 func WithHMACKey(key []byte) Option {
 	k := append(make([]byte, 0, len(key)), key...)
-	return optionFunc(func(c *config) { c.hmacKey, c.jwksURL, c.keySet, c.keyOption = k, "", nil, "WithHMACKey" })
+	return optionFunc(func(c *config) {
+		c.clearKeys()
+		c.hmacKey, c.keyOption = k, "WithHMACKey"
+	})
 }
 
 // WithAuthenticator replaces token verification with a custom scheme. It
@@ -275,7 +382,10 @@ func WithAnonymous() Option {
 	return optionFunc(func(c *config) { c.anonymous = true })
 }
 
-// WithIssuer requires the token's iss claim to equal s. Default: not checked.
+// WithIssuer requires the token's iss claim to equal s. Default: not
+// checked (with WithOIDC: the discovered issuer). Without it, a WithJWKS
+// key set shared by several issuers (Entra ID tenants) accepts the
+// tokens of all of them. The last call wins.
 func WithIssuer(s string) Option { return optionFunc(func(c *config) { c.issuer = s }) }
 
 // WithAudience requires the token's aud claim to contain one of auds.

@@ -105,6 +105,11 @@ func ringFromSet(set jwk.Set) (*ring, error) {
 			}
 			asym = true
 		}
+		// An encryption key never verifies a signature: skip it before
+		// its alg (RSA-OAEP, ECDH-ES, …) is held against the set.
+		if u, ok := k.KeyUsage(); ok && u != "" && u != "sig" {
+			continue
+		}
 		algs, err := keyAlgs(raw)
 		if err != nil {
 			return nil, fmt.Errorf("key %q: %v", kid, err)
@@ -114,9 +119,6 @@ func ringFromSet(set jwk.Set) (*ring, error) {
 				return nil, fmt.Errorf("key %q: alg %q does not fit its key type", kid, a.String())
 			}
 			algs = []string{a.String()}
-		}
-		if u, ok := k.KeyUsage(); ok && u != "" && u != "sig" {
-			continue // an encryption key never verifies a signature
 		}
 		r.keys = append(r.keys, ringKey{kid: kid, raw: raw, algs: algs})
 	}
@@ -174,10 +176,16 @@ func (r *ring) allAlgs() []string {
 // verified before, under the same key ring, skips the signature check
 // (see tokenCache and verify).
 type verifier struct {
-	static *ring     // WithKeySet or WithHMACKey
-	dyn    *jwksRing // WithJWKS
+	static *ring     // WithKeySet, WithHMACKey or WithPublicKey
+	dyn    *jwksRing // WithJWKS or WithOIDC
 	algs   []string  // allowed algorithms (config ∩ keys), nil with JWKS = any asymmetric
 	pre    jwtpre.Policy
+
+	mapping claimMapping // WithClaimMapping, compiled
+	typ     string       // WithTokenType: the required typ, canonical; "" = any
+	// lifetimeDesc is the error_description of a token_lifetime refusal,
+	// naming the configured maximum.
+	lifetimeDesc string
 
 	issuer      string
 	audience    []string
@@ -252,8 +260,15 @@ type jwksRing struct {
 	gen  uint64 // generation of the last set digested
 }
 
+// errKeysPending is the error of a Guard started under
+// WithStartWithoutKeys before its first key set arrived.
+var errKeysPending = errors.New("no key set fetched yet (the identity provider has not answered since start)")
+
 func (j *jwksRing) current() (*ring, error) {
 	s := j.f.Set()
+	if s == nil {
+		return nil, errKeysPending
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if s != j.set {
@@ -271,6 +286,76 @@ func tokenRefusal(reason, detail string) *refusal {
 	return refuse(401, reason, "invalid token", ErrTokenInvalid, errors.New(detail))
 }
 
+// keysUnavailable answers a handshake that no key set can decide: fail
+// closed, and ask the client to come back shortly.
+func keysUnavailable(err error) *refusal {
+	ref := refuse(503, "keys_unavailable", "service unavailable", ErrTokenInvalid, err)
+	ref.retryAfter = 5
+	return ref
+}
+
+// tokenDescriptions are the error_description sentences of 401 answers
+// (RFC 6750 §3), one fixed sentence per refusal reason. They never hold
+// the token or a claim value, only characters RFC 6750 allows there
+// (%x20-21 / %x23-5B / %x5D-7E: no quote, no backslash), and say which
+// check failed so that a client developer can tell an expired token from
+// a wrong audience without the server's log. token_lifetime's sentence,
+// which names the configured maximum, is the verifier's.
+var tokenDescriptions = map[string]string{
+	"token_expired":       "The token has expired.",
+	"token_not_yet_valid": "The token is not valid yet (nbf or iat in the future).",
+	"token_lifetime":      "The token lifetime exceeds the maximum accepted.",
+	"token_issuer":        "The token issuer is not accepted.",
+	"token_audience":      "The token audience is not accepted.",
+	"token_key":           "The token signing key is unknown.",
+	"token_kid":           "The token signing key is unknown.",
+	"token_signature":     "The token signature is invalid.",
+	"token_alg":           "The token signing algorithm is not accepted.",
+	"token_malformed":     "The token is malformed.",
+	"token_header":        "The token header is malformed or not accepted.",
+	"token_too_large":     "The token is too large.",
+	"token_type":          "The token type is not accepted (an access token is required).",
+	"token_claims":        "A required token claim is missing or invalid.",
+	"token_revoked":       "The token has been revoked.",
+	"token_replay":        "The token was already used.",
+	"ticket_invalid":      "The ticket is invalid, used or expired.",
+}
+
+// describe returns the error_description for a 401 refusal, or "" when
+// its reason has none (a custom authenticator's, a missing token).
+func (r *refusal) describe() string {
+	if r.desc != "" {
+		return r.desc
+	}
+	return tokenDescriptions[r.reason]
+}
+
+// lifetimeDescription names the maximum lifetime in the sentence of a
+// token_lifetime refusal.
+func lifetimeDescription(max time.Duration) string {
+	return "The token lifetime exceeds the maximum of " + humanDuration(max) + " (WithMaxTokenLifetime)."
+}
+
+// humanDuration spells d in whole hours, minutes or seconds when it is
+// one, else in Go's notation.
+func humanDuration(d time.Duration) string {
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %ss", n, one)
+	}
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return unit(int64(d/time.Hour), "hour")
+	case d >= time.Minute && d%time.Minute == 0:
+		return unit(int64(d/time.Minute), "minute")
+	case d >= time.Second && d%time.Second == 0:
+		return unit(int64(d/time.Second), "second")
+	}
+	return d.String()
+}
+
 // verify authenticates a compact JWT. The returned refusal never holds the
 // token.
 //
@@ -286,12 +371,15 @@ func (v *verifier) verify(ctx context.Context, tok string) (*Principal, *refusal
 	if err != nil {
 		return nil, v.precheckRefusal(err)
 	}
+	if v.typ != "" && canonicalTyp(hdr.Typ) != v.typ {
+		return nil, tokenRefusal("token_type", "typ header not the one WithTokenType requires")
+	}
 	now := v.now()
 	d := digestToken(tok)
 	if e, ok := v.cache.get(&d, now); ok {
 		r, err := v.currentRing()
 		if err != nil {
-			return nil, refuse(503, "keys_unavailable", "service unavailable", ErrTokenInvalid, err)
+			return nil, keysUnavailable(err)
 		}
 		if r.gen == e.gen {
 			if ref := v.checkTimes(now, e.p.ExpiresAt, e.nbf, e.hasNbf, e.p.IssuedAt, e.hasIat); ref != nil {
@@ -306,7 +394,7 @@ func (v *verifier) verify(ctx context.Context, tok string) (*Principal, *refusal
 	}
 	r, err := v.ringFor(ctx, hdr.Kid)
 	if err != nil {
-		return nil, refuse(503, "keys_unavailable", "service unavailable", ErrTokenInvalid, err)
+		return nil, keysUnavailable(err)
 	}
 	k, ok := r.find(hdr.Kid, hdr.Alg)
 	if !ok {
@@ -398,7 +486,9 @@ func (v *verifier) checkTimes(now, exp, nbf time.Time, hasNbf bool, iat time.Tim
 		start = iat
 	}
 	if exp.Sub(start) > v.maxLifetime {
-		return tokenRefusal("token_lifetime", "lifetime longer than allowed")
+		ref := tokenRefusal("token_lifetime", "lifetime longer than allowed")
+		ref.desc = v.lifetimeDesc
+		return ref
 	}
 	return nil
 }
@@ -427,6 +517,12 @@ func (v *verifier) claims(t jwt.Token, now time.Time) (*Principal, *refusal) {
 		}
 	}
 	sub, _ := t.Subject()
+	if v.mapping.subject.set {
+		var ok bool
+		if sub, ok = v.mapping.subject.str(t); !ok {
+			return nil, tokenRefusal("token_claims", "the claim at "+v.mapping.subject.text()+" (WithClaimMapping Subject) is missing or not a string")
+		}
+	}
 	if sub == "" || len(sub) > maxSubjectLen {
 		return nil, tokenRefusal("token_claims", "sub missing or too long")
 	}
@@ -457,6 +553,9 @@ func (v *verifier) claims(t jwt.Token, now time.Time) (*Principal, *refusal) {
 		p.Scopes = stringList(p.Claims["scp"])
 	}
 	p.Roles = stringList(p.Claims["roles"])
+	if ref := v.mapping.apply(t, p); ref != nil {
+		return nil, ref
+	}
 	return p, nil
 }
 
@@ -474,6 +573,117 @@ func stringList(v any) []string {
 		return out
 	case string:
 		return strings.Fields(l)
+	}
+	return nil
+}
+
+// publicKeyRing builds the static ring of WithPublicKey: one key, its
+// algorithms derived from it.
+func publicKeyRing(key any) (*ring, error) {
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey, ed25519.PrivateKey, *rsa.PrivateKey:
+		return nil, errors.New("a private key; pass its public half (key.Public())")
+	case []byte:
+		return nil, errors.New("a shared secret; use WithHMACKey")
+	case *ecdsa.PublicKey:
+		if k == nil || k.Curve == nil {
+			return nil, errors.New("nil or incomplete ECDSA key")
+		}
+	case *rsa.PublicKey:
+		if k == nil || k.N == nil {
+			return nil, errors.New("nil or incomplete RSA key")
+		}
+	case ed25519.PublicKey:
+		if len(k) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("Ed25519 key of %d bytes; %d required", len(k), ed25519.PublicKeySize)
+		}
+	case ecdsa.PublicKey, rsa.PublicKey:
+		return nil, fmt.Errorf("%T passed by value; pass a pointer", key)
+	}
+	algs, err := keyAlgs(key)
+	if err != nil {
+		return nil, err
+	}
+	return &ring{keys: []ringKey{{raw: key, algs: algs}}}, nil
+}
+
+// tokenOptions applies the options that shape verification beyond the
+// keys: WithOIDC's issuer, WithClaimMapping, WithTokenType, and the
+// lifetime sentence of 401 answers.
+func (v *verifier) tokenOptions(c *config, bad func(opt, val, reason string)) {
+	if c.keyOption == "WithOIDC" {
+		if c.issuer != "" && c.issuer != c.oidcIssuer {
+			bad("WithIssuer", fmt.Sprintf("%q", c.issuer), "differs from the issuer given to WithOIDC, which is always checked")
+		}
+		v.issuer = c.oidcIssuer
+	}
+	if c.startNoKeys && c.keyOption != "WithJWKS" && c.keyOption != "WithOIDC" {
+		bad("WithStartWithoutKeys", "", "applies only to WithJWKS or WithOIDC key sets")
+	}
+	v.mapping = compileClaimMapping(c.claimMapping, bad)
+	if c.tokenType != "" {
+		switch t := canonicalTyp(c.tokenType); t {
+		case "at+jwt", "jwt":
+			v.typ = t
+		default:
+			bad("WithTokenType", fmt.Sprintf("%q", c.tokenType), `must be "at+jwt" or "JWT"`)
+		}
+	}
+	v.lifetimeDesc = lifetimeDescription(c.maxTokenLifetime)
+}
+
+// startKeyFetch fetches the WithJWKS or WithOIDC key set for the first
+// time and starts its refresh. Failing that, New fails, unless
+// WithStartWithoutKeys: then handshakes are refused with 503 until keys
+// arrive.
+func (g *Guard) startKeyFetch(c *config) error {
+	if g.ver == nil {
+		return nil
+	}
+	var opt, target string
+	switch c.keyOption {
+	case "WithJWKS":
+		opt, target = "WithJWKS", c.jwksURL
+	case "WithOIDC":
+		opt, target = "WithOIDC", c.oidcIssuer
+	default:
+		return nil
+	}
+	ctx := context.Background()
+	o := jwks.Options{
+		RefreshInterval: c.jwksRefresh,
+		Now:             c.now,
+		StartWithoutSet: c.startNoKeys,
+		OnError: func(err error) {
+			g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "jwks_refresh_failed", Detail: scrubURL(err.Error(), target)})
+		},
+		OnSkipped: func(notes []string) {
+			for _, n := range notes {
+				g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "jwks_key_skipped", Detail: n})
+			}
+		},
+		OnRecovered: func() {
+			g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "keys_available", Detail: opt + ": key set fetched after failures; tokens are verified again"})
+		},
+	}
+	var f *jwks.Fetcher
+	var err error
+	if opt == "WithOIDC" {
+		f, err = jwks.NewDiscovery(ctx, c.oidcIssuer, o)
+	} else {
+		f, err = jwks.New(ctx, c.jwksURL, o)
+	}
+	if err != nil {
+		return &ConfigError{Option: opt, Value: redactURL(target), Reason: scrubURL(err.Error(), target)}
+	}
+	g.ver.dyn = &jwksRing{f: f}
+	if err := f.InitialError(); err != nil {
+		g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "keys_pending", Detail: opt + " (WithStartWithoutKeys): " + scrubURL(err.Error(), target) + "; handshakes get 503 until keys arrive"})
+		return nil
+	}
+	if _, err := g.ver.dyn.current(); err != nil {
+		f.Close()
+		return &ConfigError{Option: opt, Value: redactURL(target), Reason: scrubURL(err.Error(), target)}
 	}
 	return nil
 }

@@ -216,22 +216,8 @@ func New(opts ...Option) (*Guard, error) {
 	}
 
 	// The JWKS is fetched last, once everything static is known good.
-	if c.jwksURL != "" {
-		f, err := jwks.New(context.Background(), c.jwksURL, jwks.Options{
-			RefreshInterval: c.jwksRefresh,
-			Now:             c.now,
-			OnError: func(err error) {
-				g.emit(context.Background(), Event{Kind: EventConfigWarning, Reason: "jwks_refresh_failed", Detail: scrubURL(err.Error(), c.jwksURL)})
-			},
-		})
-		if err != nil {
-			return nil, &ConfigError{Option: "WithJWKS", Value: redactURL(c.jwksURL), Reason: scrubURL(err.Error(), c.jwksURL)}
-		}
-		g.ver.dyn = &jwksRing{f: f}
-		if _, err := g.ver.dyn.current(); err != nil {
-			f.Close()
-			return nil, &ConfigError{Option: "WithJWKS", Value: redactURL(c.jwksURL), Reason: scrubURL(err.Error(), c.jwksURL)}
-		}
+	if err := g.startKeyFetch(&c); err != nil {
+		return nil, err
 	}
 
 	// The revocation feed starts last: nothing above can fail after it.
@@ -323,10 +309,20 @@ func buildVerifier(c *config, errs []error) (*verifier, []error) {
 			bad("WithHMACKey", "", "empty key (is the secret missing from the environment?)")
 			return nil, errs
 		}
+	case "WithOIDC":
+		if c.oidcIssuer == "" {
+			bad("WithOIDC", "", "empty issuer")
+			return nil, errs
+		}
+	case "WithPublicKey":
+		if c.publicKey == nil {
+			bad("WithPublicKey", "", "nil key")
+			return nil, errs
+		}
 	}
 	hasKeys := c.keyOption != ""
 	if c.authenticator != nil && hasKeys {
-		bad("WithAuthenticator", "", "cannot be combined with WithJWKS, WithKeySet or WithHMACKey")
+		bad("WithAuthenticator", "", "cannot be combined with WithJWKS, WithKeySet, WithHMACKey, WithOIDC or WithPublicKey")
 		return nil, errs
 	}
 	if c.authenticator != nil {
@@ -334,7 +330,7 @@ func buildVerifier(c *config, errs []error) (*verifier, []error) {
 	}
 	if !hasKeys {
 		if !c.anonymous {
-			bad("New", "", "no way to authenticate: set WithJWKS, WithKeySet, WithHMACKey or WithAuthenticator (or WithAnonymous for a public endpoint)")
+			bad("New", "", "no way to authenticate: set WithOIDC, WithJWKS, WithKeySet, WithPublicKey, WithHMACKey or WithAuthenticator (or WithAnonymous for a public endpoint)")
 		}
 		return nil, errs
 	}
@@ -346,8 +342,23 @@ func buildVerifier(c *config, errs []error) (*verifier, []error) {
 		allowNoIat:  c.allowNoIat,
 		now:         c.now,
 	}
+	v.tokenOptions(c, bad)
 	var keyAlgs []string
 	switch {
+	case c.keyOption == "WithPublicKey":
+		r, err := publicKeyRing(c.publicKey)
+		if err != nil {
+			bad("WithPublicKey", fmt.Sprintf("%T", c.publicKey), err.Error())
+			return nil, errs
+		}
+		v.static = r
+		keyAlgs = r.allAlgs()
+	case c.keyOption == "WithOIDC":
+		if err := jwks.ValidateIssuer(c.oidcIssuer); err != nil {
+			bad("WithOIDC", redactURL(c.oidcIssuer), err.Error())
+			return nil, errs
+		}
+		keyAlgs = jwksAlgs
 	case c.hmacKey != nil:
 		if len(c.hmacKey) < 32 {
 			bad("WithHMACKey", "", fmt.Sprintf("key of %d bytes; at least 32 required", len(c.hmacKey)))
