@@ -120,7 +120,7 @@ type Fetcher struct {
 	onError    func(error)
 	onSkipped  func([]string)
 	onRecover  func()
-	issuer     string // WithDiscovery: the issuer whose document names the set's URL
+	issuer     string // NewDiscovery: the issuer whose document names the set's URL
 	initialErr error  // the first fetch's error under StartWithoutSet
 
 	snap atomic.Pointer[snapshot]
