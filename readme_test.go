@@ -2,6 +2,7 @@ package wssec
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -86,9 +87,25 @@ func TestREADME_RefusalTable(t *testing.T) {
 			"untrusted": mintWith(t, jwa.HS256(), other, claims{}),
 		} {
 			r := handshakeAnswer(t, f, f.headers(tk))
-			if r.StatusCode != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
-				t.Fatalf("%s token: status %d, WWW-Authenticate %q", name, r.StatusCode, r.Header.Get("WWW-Authenticate"))
+			want := `Bearer error="invalid_token"`
+			if tk != "" { // a presented token gets its class's sentence
+				want += `, error_description="`
 			}
+			if got := r.Header.Get("WWW-Authenticate"); r.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(got, want) {
+				t.Fatalf("%s token: status %d, WWW-Authenticate %q", name, r.StatusCode, got)
+			}
+		}
+	})
+	t.Run("a token while WithStartWithoutKeys waits for the keys: 503 with Retry-After", func(t *testing.T) {
+		down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		}))
+		defer down.Close()
+		f := newFixture(t, nil, WithJWKS(down.URL+"/jwks"), WithStartWithoutKeys(), WithInsecureTransport())
+		priv, _ := newECKey(t, "k1")
+		r := handshakeAnswer(t, f, f.headers(mintWith(t, jwa.ES256(), priv, claims{})))
+		if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("status %d, Retry-After %q", r.StatusCode, r.Header.Get("Retry-After"))
 		}
 	})
 
