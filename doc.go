@@ -11,7 +11,7 @@
 //
 //	g, err := wssec.New(
 //		wssec.WithOrigins("https://app.example.com"),
-//		wssec.WithJWKS("https://auth.example.com/.well-known/jwks.json"),
+//		wssec.WithOIDC("https://auth.example.com"),
 //	)
 //	if err != nil { … }
 //	defer g.Close()
@@ -44,7 +44,12 @@
 // Token algorithms come from the keys: an RSA or EC public key never
 // verifies an HMAC token, "none" is never accepted, and tokens that embed
 // or point to keys (jwk, jku, x5u, x5c headers) or carry crit are refused
-// before any cryptography runs.
+// before any cryptography runs. WithOIDC accepts a discovery document
+// only when it names exactly the configured issuer and always checks iss;
+// WithJWKS without WithIssuer accepts every issuer that shares the key set
+// (all Entra ID tenants share Microsoft's). A 401 says which check failed
+// in one fixed sentence (error_description), never echoing the token or
+// a claim.
 //
 // Every message of a registered action must name a channel, which the
 // channel rules then authorize (no rule matching denies); only an action
