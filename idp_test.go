@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -550,4 +551,49 @@ func TestStartWithoutKeys_IdPDownAtStart(t *testing.T) {
 		return f.events.has(EventConfigWarning, "keys_available")
 	})
 	wantAccepted(t, f, f.try(bearer(f.origin, tok)))
+}
+
+// A jwks_uri found by discovery may carry a secret in its query, as a
+// configured JWKS URL may: no error, event or log line may repeat it.
+func TestRedaction_DiscoveredJWKSQueryNeverLogged(t *testing.T) {
+	const secret = "sk_live_disc0"
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close() // connection refused: a *url.Error from net/http
+	var issuer string
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/.well-known/openid-configuration" {
+			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": issuer, "jwks_uri": deadURL + "/jwks?api_key=" + secret})
+			return
+		}
+		// A redirect to another host, with the secret in its query.
+		http.Redirect(w, r, "http://localhost:1/x?api_key="+secret, http.StatusFound)
+	}))
+	t.Cleanup(idp.Close)
+	issuer = idp.URL
+	_, err := New(WithOIDC(issuer), WithInsecureTransport())
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Fatalf("New: %v", err)
+	}
+	logs, events := &logBuffer{}, &recorder{}
+	g, err := New(WithOIDC(issuer), WithStartWithoutKeys(), WithInsecureTransport(), WithJWKSRefresh(time.Second),
+		WithLogger(slog.New(slog.NewJSONHandler(logs, nil))), WithObserver(events))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { g.Close() })
+	eventually(t, "a jwks_refresh_failed event", func() bool { return events.has(EventConfigWarning, "jwks_refresh_failed") })
+	for _, e := range events.all() {
+		if strings.Contains(e.Detail, secret) {
+			t.Fatalf("event %s carries the secret: %s", e.Reason, e.Detail)
+		}
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Fatalf("the log carries the secret: %s", logs.String())
+	}
+	// A redirected discovery document: the same.
+	issuer2 := idp.URL + "/other"
+	if _, err := New(WithOIDC(issuer2)); err == nil || strings.Contains(err.Error(), secret) {
+		t.Fatalf("New with a redirected document: %v", err)
+	}
 }
