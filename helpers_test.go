@@ -220,6 +220,21 @@ func (f *fixture) headers(tok string) http.Header {
 	return h
 }
 
+// waitHandlers waits (at most 5 s) until the handler has started for n
+// more accepted sockets, so each is registered with the Guard: a client
+// reads the 101 before the server has registered its Conn.
+func (f *fixture) waitHandlers(n int) {
+	f.t.Helper()
+	deadline := time.After(5 * time.Second)
+	for range n {
+		select {
+		case <-f.ran:
+		case <-deadline:
+			f.t.Fatalf("the handler did not start for %d accepted sockets", n)
+		}
+	}
+}
+
 // handlerRan reports whether the handler ran for an accepted socket.
 func (f *fixture) handlerRan() bool {
 	select {
