@@ -47,6 +47,8 @@
 //	-plain-url URL        the ws:// twin to try (default: ws:// on port 80 when -url is wss:// on 443)
 //	-origin ORIGIN        the legitimate page origin (default: the URL's own, https for wss)
 //	-token TOKEN          a valid token; the token checks are n/a without it
+//	-token-file FILE      valid tokens of other users, one a line: the forwarding check takes
+//	                      -token and these in turn, so a per-user limit does not bite first
 //	-token-in WHERE       header (Authorization: Bearer, the default), subprotocol (bearer.TOKEN),
 //	                      cookie:NAME or query:NAME
 //	-expired-token TOKEN  a token past its exp, which must be refused

@@ -40,13 +40,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("wsprobe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg probe.Config
-	var subprotocols, ca, skip string
+	var subprotocols, ca, skip, tokenFile string
 	var asJSON bool
 	hdr := headers{}
 	fs.StringVar(&cfg.URL, "url", "", "the endpoint, ws:// or wss:// (required)")
 	fs.StringVar(&cfg.PlainURL, "plain-url", "", "the ws:// twin to try (default: ws:// on port 80 when -url is wss:// on 443)")
 	fs.StringVar(&cfg.Origin, "origin", "", "the legitimate page origin (default: the URL's own)")
 	fs.StringVar(&cfg.Token, "token", "", "a valid token")
+	fs.StringVar(&tokenFile, "token-file", "", "a file of valid tokens of other users, one a line, for the forwarding check")
 	fs.StringVar(&cfg.TokenIn, "token-in", "header", "where tokens go: header, subprotocol, cookie:NAME or query:NAME")
 	fs.StringVar(&cfg.ExpiredToken, "expired-token", "", "a token past its exp")
 	fs.StringVar(&cfg.JWKS, "jwks", "", "the endpoint's JWKS URL")
@@ -80,6 +81,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Skip = splitList(skip)
 	if len(hdr) > 0 {
 		cfg.Header = http.Header(hdr)
+	}
+	if tokenFile != "" {
+		data, err := os.ReadFile(tokenFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "wsprobe: -token-file: %v\n", err)
+			return 2
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				cfg.MoreTokens = append(cfg.MoreTokens, l)
+			}
+		}
 	}
 	if ca != "" {
 		pem, err := os.ReadFile(ca)

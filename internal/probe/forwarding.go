@@ -61,6 +61,11 @@ func (p *prober) fill(ctx context.Context, header func(i int) http.Header) fille
 			return filled{open: len(open), reason: "budget spent"}
 		}
 		spec := p.legit()
+		if n := len(p.cfg.MoreTokens); n > 0 && spec.token != "" {
+			if k := i % (n + 1); k > 0 {
+				spec.token = p.cfg.MoreTokens[k-1]
+			}
+		}
 		if header != nil {
 			spec.header = header(i)
 		}
@@ -117,8 +122,12 @@ func (p *prober) checkForwarding(ctx context.Context) {
 	}
 	spoofed := p.fill(ctx, spoofAll)
 	if spoofed.reason != "" {
-		p.add(g, check, Pass, "from one address the limit bites after %d sockets (%s) and still after %d with a different %s on each (%s)",
-			plain.open, plain.reason, spoofed.open, strings.Join(spoofHeaders, ", "), spoofed.reason)
+		note := ""
+		if p.cfg.Token != "" && len(p.cfg.MoreTokens) == 0 {
+			note = " (one user's token: a per-user limit may be what bites; give tokens of other users with -token-file)"
+		}
+		p.add(g, check, Pass, "from one address the limit bites after %d sockets (%s) and still after %d with a different %s on each (%s)%s",
+			plain.open, plain.reason, spoofed.open, strings.Join(spoofHeaders, ", "), spoofed.reason, note)
 		return
 	}
 	// Which header moved the client's address?

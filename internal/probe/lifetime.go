@@ -90,7 +90,11 @@ func (p *prober) checkSlowRead(ctx context.Context) {
 	case blocked:
 		p.add(g, check, Pass, "stopped reading after %s written while the probe read nothing (backpressure); %s came back once read", size(written), size(back))
 	case ended || last.ended():
-		p.add(g, check, Pass, "%s after %s written while the probe read nothing; %s came back", last, size(written), size(back))
+		how := "the socket ended"
+		if last.ended() {
+			how = last.end()
+		}
+		p.add(g, check, Pass, "after %s written while the probe read nothing: %s; %s came back", size(written), how, size(back))
 	case back > p.cfg.SlowReadBytes/2:
 		p.add(g, check, Fail, "accepted %s while the probe read nothing, then sent %s back: replies are buffered without bound", size(written), size(back))
 	case back < written/16:

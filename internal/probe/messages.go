@@ -28,6 +28,15 @@ type outcome struct {
 }
 
 func (o outcome) String() string {
+	s := o.end()
+	if o.msgs > 0 {
+		s += fmt.Sprintf("; %d message(s) back (%s, largest %s)", o.msgs, size(o.bytes), size(o.largest))
+	}
+	return s
+}
+
+// end says how the socket ended, or that it did not.
+func (o outcome) end() string {
 	var s string
 	switch {
 	case o.closed:
@@ -41,9 +50,6 @@ func (o outcome) String() string {
 		s = "unreadable reply: " + o.err.Error()
 	default:
 		s = "still open, no close"
-	}
-	if o.msgs > 0 {
-		s += fmt.Sprintf("; %d message(s) back (%s, largest %s)", o.msgs, size(o.bytes), size(o.largest))
 	}
 	return s
 }

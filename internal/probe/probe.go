@@ -74,6 +74,10 @@ type Config struct {
 	// Token is a valid token for the endpoint; the token checks are n/a
 	// without it. ExpiredToken is one whose exp has passed.
 	Token, ExpiredToken string
+	// MoreTokens are valid tokens of other users. The forwarding check
+	// takes Token and these in turn, so that a per-user limit does not
+	// bite before the per-address one it is after.
+	MoreTokens []string
 	// TokenIn is where tokens go: "header" (Authorization: Bearer, the
 	// default), "subprotocol" (bearer.<token>), "cookie:NAME" or
 	// "query:NAME".
@@ -278,12 +282,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		name string
 		run  func(context.Context)
 	}{
+		// Forwarding first: its first fill then starts with the endpoint's
+		// handshake rate budget untouched by the other checks.
+		{"forwarding", p.checkForwarding},
 		{"transport", p.checkTransport},
 		{"origin", p.checkOrigins},
 		{"token", p.checkTokens},
 		{"messages", p.checkMessages},
 		{"lifetime", p.checkSlowRead},
-		{"forwarding", p.checkForwarding},
 	}
 	for _, g := range groups {
 		if p.skip(g.name) {

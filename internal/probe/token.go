@@ -69,7 +69,7 @@ func parseJWT(tok string) (jwtParts, error) {
 	if err := d.Decode(&hdr); err != nil || hdr == nil {
 		return jwtParts{}, fmt.Errorf("%w: header is not a JSON object", errNotJWT)
 	}
-	if d.More() {
+	if _, err := d.Token(); err != io.EOF {
 		return jwtParts{}, fmt.Errorf("%w: header has trailing data", errNotJWT)
 	}
 	sb, err := b64.DecodeString(sig)
