@@ -309,3 +309,27 @@ func TestRefusesNonLoopback(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want 2 and a hint at -i-own-this-target", code, errb.String())
 	}
 }
+
+// TestDocListsEveryFlag: go doc shows every flag the command takes.
+func TestDocListsEveryFlag(t *testing.T) {
+	var out, errb bytes.Buffer
+	run(context.Background(), []string{"-h"}, &out, &errb)
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range strings.Split(errb.String(), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "-") {
+			continue
+		}
+		n++
+		if !strings.Contains(string(doc), "//\t"+f[0]+" ") {
+			t.Errorf("flag %s is not in doc.go's flag list", f[0])
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d flags in the usage:\n%s", n, errb.String())
+	}
+}

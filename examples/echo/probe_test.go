@@ -125,7 +125,7 @@ func TestWSProbe_Direct(t *testing.T) {
 		ExpiredToken: expiredToken(t, key),
 		Message:      sayMessage,
 		MaxSockets:   40,
-		Idle:         30 * time.Second, // the Guard pings every 25 s
+		Idle:         45 * time.Second, // the Guard pings every 25 s
 	}, commonPasses...)
 }
 

@@ -53,7 +53,9 @@ func (p *prober) plainChecks(ctx context.Context, g string) {
 			p.add(g, "plain-ws", Fail, "%s upgraded in clear text (Origin %s): tokens and messages travel unencrypted", p.plain.Redacted(), o)
 			return
 		}
-		refused = append(refused, c.statusText())
+		if st := c.statusText(); !slices.Contains(refused, st) {
+			refused = append(refused, st)
+		}
 	}
 	p.add(g, "plain-ws", Pass, "%s refused: %s", p.plain.Redacted(), strings.Join(refused, ", "))
 
