@@ -53,6 +53,12 @@ type config struct {
 	Audience string
 	// TLS reports whether the server serves https (and so wss).
 	TLS bool
+	// TrustedProxies are the addresses (or CIDRs) of TLS-terminating
+	// proxies in front, such as deploy/nginx on the same machine: their
+	// X-Forwarded-For and X-Forwarded-Proto are believed, and without TLS
+	// here a handshake must have reached the proxy over TLS. Empty: no
+	// proxy, and plain ws:// is accepted on loopback.
+	TrustedProxies []string
 	// Logger receives the Guard's security events; nil means slog.Default().
 	Logger *slog.Logger
 	// Store, if set, is where the Guard keeps quotas, rates, revocations,
@@ -101,7 +107,10 @@ func newApp(cfg config) (*app, error) {
 		wssec.WithAction[publishPayload]("publish"),
 		wssec.WithChannelRules(wssec.ChannelRule{Pattern: "tenant:{tenant}:*", Read: readScope, Write: writeScope}),
 	}
-	if !cfg.TLS {
+	switch {
+	case len(cfg.TrustedProxies) > 0:
+		opts = append(opts, wssec.WithTrustedProxies(cfg.TrustedProxies...))
+	case !cfg.TLS:
 		opts = append(opts, wssec.WithInsecureTransport()) // loopback only, checked above
 	}
 	if cfg.Store != nil {
@@ -245,13 +254,17 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		Path:     "/",
 		MaxAge:   int(devTokenLifetime / time.Second),
 		HttpOnly: true,
-		Secure:   a.cfg.TLS,
+		Secure:   a.https(),
 		SameSite: http.SameSiteLaxMode,
 	})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(map[string]string{"token": tok, "ticket": ticket})
 }
+
+// https reports whether the page is served over https: by this server,
+// or by the TLS-terminating proxy in front of it.
+func (a *app) https() bool { return a.cfg.TLS || len(a.cfg.TrustedProxies) > 0 }
 
 // allowedOrigin reports whether origin is the request's own origin or one
 // of the configured extra origins.
@@ -261,7 +274,7 @@ func (a *app) allowedOrigin(origin string, r *http.Request) bool {
 		return false
 	}
 	scheme := "http"
-	if a.cfg.TLS {
+	if a.https() {
 		scheme = "https"
 	}
 	if u.Scheme == scheme && strings.EqualFold(u.Host, r.Host) {

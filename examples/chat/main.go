@@ -16,7 +16,10 @@
 //
 // Plain ws:// is accepted only when -addr is a loopback address; on any
 // other address the server refuses to start without -tls-cert and
-// -tls-key.
+// -tls-key. Behind a TLS-terminating proxy on the same machine (the
+// configurations in deploy/), pass -trusted-proxy 127.0.0.1: the proxy's
+// X-Forwarded-For and X-Forwarded-Proto are then believed and a handshake
+// that reached the proxy in clear text gets 426.
 //
 // Endpoints: GET / (the page), POST /login, GET /ws (the secured socket),
 // GET /healthz, GET /metrics (counters of security events).
@@ -24,6 +27,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,6 +56,7 @@ type flags struct {
 	tlsCert  string
 	tlsKey   string
 	redis    string
+	proxies  string
 }
 
 func main() {
@@ -64,6 +69,7 @@ func main() {
 	flag.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	flag.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	flag.StringVar(&f.redis, "redis", "", "share quotas, rates, revocations, bans and tickets through the Redis at this address (host:port); the chat rooms themselves stay in this process")
+	flag.StringVar(&f.proxies, "trusted-proxy", "", "addresses or CIDRs of TLS-terminating proxies in front, comma-separated (e.g. 127.0.0.1 for deploy/nginx on this machine)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -112,14 +118,17 @@ func run(ctx context.Context, f flags, logger *slog.Logger, ready func(baseURL s
 		Audience: f.audience,
 		TLS:      useTLS,
 		Logger:   logger,
+
+		TrustedProxies: splitList(f.proxies),
 	})
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	srv := wssec.HardenServer(&http.Server{
-		Handler:  a.Handler(),
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		Handler:   a.Handler(),
+		ErrorLog:  slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		TLSConfig: serverTLS(),
 	})
 	scheme := "http"
 	if useTLS {
@@ -157,6 +166,23 @@ func run(ctx context.Context, f flags, logger *slog.Logger, ready func(baseURL s
 		return err
 	}
 	return nil
+}
+
+// serverTLS is the TLS configuration of -tls-cert: TLS 1.2 and 1.3, and
+// at 1.2 only ECDHE with AEAD suites (Go's defaults also accept CBC
+// suites with SHA-1 MACs, which wsprobe reports).
+func serverTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+	}
 }
 
 // splitList splits a comma-separated flag, dropping empty entries.

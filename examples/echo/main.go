@@ -6,6 +6,11 @@
 // It signs short-lived development tokens with a key generated at start
 // (POST /token), so nothing needs configuring. Plain ws:// is accepted only
 // because it listens on a loopback address.
+//
+// Behind a TLS-terminating proxy on the same machine (deploy/nginx or
+// deploy/haproxy), pass -trusted-proxy 127.0.0.1: the proxy's
+// X-Forwarded-For and X-Forwarded-Proto are then believed, and a
+// handshake that reached the proxy in clear text is refused with 426.
 package main
 
 import (
@@ -22,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,13 +46,18 @@ type say struct {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address (plain ws:// only on loopback)")
+	proxy := flag.String("trusted-proxy", "", "the address or CIDR of a TLS-terminating proxy in front (then wss:// only, through the proxy)")
 	flag.Parse()
-	if err := run(*addr); err != nil {
+	var proxies []string
+	if *proxy != "" {
+		proxies = strings.Split(*proxy, ",")
+	}
+	if err := run(*addr, proxies); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(addr string) error {
+func run(addr string, proxies []string) error {
 	if !isLoopback(addr) {
 		return errors.New("echo serves plain HTTP: listen on a loopback address, or see examples/chat for TLS")
 	}
@@ -54,7 +65,7 @@ func run(addr string) error {
 	if _, err := rand.Read(key); err != nil {
 		return err
 	}
-	g, mux, err := newServer(key, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	g, mux, err := newServer(key, slog.New(slog.NewTextHandler(os.Stderr, nil)), proxies...)
 	if err != nil {
 		return err
 	}
@@ -84,15 +95,22 @@ func run(addr string) error {
 	return srv.Shutdown(sctx)
 }
 
-// newServer builds the Guard and the routes. Plain ws:// is allowed: the
-// caller listens on loopback only.
-func newServer(key []byte, logger *slog.Logger) (*wssec.Guard, *http.ServeMux, error) {
-	g, err := wssec.New(
+// newServer builds the Guard and the routes. Without proxies plain ws://
+// is allowed: the caller listens on loopback only. With proxies (the
+// addresses of a TLS-terminating proxy in front) their forwarding headers
+// are believed and the transport must have been TLS at the proxy.
+func newServer(key []byte, logger *slog.Logger, proxies ...string) (*wssec.Guard, *http.ServeMux, error) {
+	opts := []wssec.Option{
 		wssec.WithHMACKey(key),
 		wssec.WithAction[say]("say", wssec.ChannelFree()),
 		wssec.WithLogger(logger),
-		wssec.WithInsecureTransport(),
-	)
+	}
+	if len(proxies) > 0 {
+		opts = append(opts, wssec.WithTrustedProxies(proxies...))
+	} else {
+		opts = append(opts, wssec.WithInsecureTransport())
+	}
+	g, err := wssec.New(opts...)
 	if err != nil {
 		return nil, nil, err
 	}
