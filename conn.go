@@ -522,7 +522,7 @@ func (c *Conn) fail(err error) error {
 	var wce *websocket.CloseError
 	switch {
 	case errors.As(err, &wce):
-		c.closeWith(wce.Code, wce.Text, true)
+		c.closeWith(wce.Code, wce.Text, true) // 1006 "unexpected EOF": gorilla's name for a lost peer
 	case errors.Is(err, websocket.ErrReadLimit):
 		c.refused(Event{Reason: "message_too_big", CloseCode: CloseTooBig})
 		c.closeWith(CloseTooBig, "message too big", false)
@@ -530,7 +530,7 @@ func (c *Conn) fail(err error) error {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			c.closeWith(CloseGoingAway, "idle timeout", false)
-		} else if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		} else if peerLost(err) {
 			c.closeWith(websocket.CloseAbnormalClosure, "connection lost", true)
 		} else {
 			// A protocol error (bad frame, bad close code, reserved bits…):
@@ -540,6 +540,17 @@ func (c *Conn) fail(err error) error {
 		}
 	}
 	return c.closedErr()
+}
+
+// peerLost reports whether a read error is the transport ending (EOF, a
+// reset, a TLS or socket failure) rather than a frame that broke RFC 6455.
+// gorilla reports protocol violations as plain errors after sending its
+// 1002; every error from the socket itself is a *net.OpError (TLS alerts
+// included), which is never the client's protocol fault.
+func peerLost(err error) bool {
+	var oe *net.OpError
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.As(err, &oe)
 }
 
 func (c *Conn) closedErr() error {
@@ -711,7 +722,10 @@ func (c *Conn) teardown(pending []byte) {
 	// Reason is a stable code (a metrics label); the close frame's text,
 	// which the client chooses when it closes first, is only Detail.
 	reason := "closed_by_server"
-	if ce.Remote {
+	switch {
+	case ce.Remote && ce.Code == websocket.CloseAbnormalClosure:
+		reason = "closed_by_peer" // EOF or reset, no close frame: instability, not abuse
+	case ce.Remote:
 		reason = "closed_by_client"
 	}
 	ev := Event{Kind: EventConnClosed, Reason: reason, Detail: ce.Reason, RemoteIP: c.hs.ip, CloseCode: ce.Code, Duration: g.now().Sub(c.opened)}

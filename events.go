@@ -16,12 +16,20 @@ const (
 	EventHandshakeRefused  EventKind = "handshake_refused"
 	EventHandshakeAccepted EventKind = "handshake_accepted"
 	EventMessageRefused    EventKind = "message_refused"
-	EventConnClosed        EventKind = "conn_closed"
-	EventConfigWarning     EventKind = "config_warning"
-	EventRevoked           EventKind = "revoked"
-	EventReauthenticated   EventKind = "reauthenticated"
-	EventBanned            EventKind = "banned"
-	EventReportOnly        EventKind = "report_only"
+	// EventConnClosed: a connection ended (logged at INFO). Reason says
+	// who ended it: "closed_by_server" (a guard, the handler, shutdown),
+	// "closed_by_client" (the client sent a close frame; CloseCode is
+	// its code) or "closed_by_peer" (the transport ended without a close
+	// frame: EOF, a TCP reset, a proxy dropping the socket; CloseCode
+	// 1006). A reset is ordinary client instability, never a protocol
+	// error: only a frame that breaks RFC 6455 is a message_refused
+	// "protocol_error" (close 1002).
+	EventConnClosed      EventKind = "conn_closed"
+	EventConfigWarning   EventKind = "config_warning"
+	EventRevoked         EventKind = "revoked"
+	EventReauthenticated EventKind = "reauthenticated"
+	EventBanned          EventKind = "banned"
+	EventReportOnly      EventKind = "report_only"
 	// EventStoreUnavailable: the Store could not decide. Reason names the
 	// check ("rate", "quota", "ban": decided with the instance's own
 	// limits instead; "revocation", "replay", "ticket": refused, fail
