@@ -342,11 +342,23 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 		// one well-formed id. (Refusals are bounded by the rate and
 		// denial limits, so this second look costs little.)
 		id, action := env.ID, env.Action
+		reason := ee.Code
 		if ee != envelope.ErrUnknownAction {
+			// The event tells a broken envelope from a payload that does
+			// not fit its schema (the client sees invalid_message for both):
+			// a frame that passes as an envelope with no schema checked
+			// failed only in its payload.
+			reason = reasonInvalidEnvelope
+			if envelope.Parse(data, mr.limits, nil, &c.probe) == nil {
+				reason = reasonInvalidPayload
+			}
 			ee = envelope.Refine(data, mr.limits, mr.schemaFor, ee, &c.probe)
 			id, action = c.probe.ID, c.probe.Action
+			if ee == envelope.ErrUnknownAction {
+				reason = ee.Code
+			}
 		}
-		c.deny(id, ee.Code, ee.Reason, Event{Reason: ee.Code, Detail: ee.Reason, Action: safeAction(action)}, true)
+		c.deny(id, ee.Code, ee.Reason, Event{Reason: reason, Detail: ee.Reason, Action: safeAction(action)}, true)
 		return nil, c.closedErr()
 	}
 	reg := mr.actions[string(env.Action)] // Parse accepted only registered actions
@@ -408,7 +420,7 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 	}
 	ev := Event{Action: action, Channel: m.Channel}
 	if reason := mr.decodeInto(reg, m.Payload, arena, val); reason != "" {
-		ev.Reason, ev.Detail = "invalid_message", reason
+		ev.Reason, ev.Detail = reasonInvalidPayload, reason
 		c.deny(env.ID, envelope.CodeInvalidMessage, reason, ev, true)
 		return nil, c.closedErr()
 	}

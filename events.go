@@ -51,6 +51,18 @@ const (
 	EventDisconnected EventKind = "disconnected"
 )
 
+// Reasons of a message_refused event whose error frame says
+// invalid_message: the frame is not an acceptable envelope (not one strict
+// JSON object, an unknown or duplicate top-level key, a malformed action,
+// channel or id, too large or too deep), or its payload does not fit the
+// action's schema (an unknown or missing field, a wrong type, a failed
+// validate tag). A registered action's message without a channel keeps
+// reason "invalid_message" (Detail "channel required").
+const (
+	reasonInvalidEnvelope = "invalid_envelope"
+	reasonInvalidPayload  = "invalid_payload"
+)
+
 // Event is one security-relevant occurrence. It never holds a token, a
 // ticket or a message payload. Reason is a stable, low-cardinality code
 // ("origin_not_allowed", "token_expired", …); Detail is a human-readable

@@ -387,12 +387,19 @@ func TestEvents_EveryRefusal(t *testing.T) {
 			c.expectError("rate_limited", "")
 			c.expectClose(CloseTryAgainLater)
 		}},
-		{name: "invalid_message", want: message("invalid_message"), drive: func(t *testing.T) {
+		{name: "invalid_payload", want: message("invalid_payload"), drive: func(t *testing.T) {
 			c := e.client(t, e.harness(t), "")
 			c.sendText(`{"action":"say","id":"v","payload":{"text":"` + evMarker + `-too-long"}}`)
 			c.expectError("invalid_message", "v")
+			c.sendText(`{"action":"say","id":"u","payload":{"text":"x","` + evMarker + `":1}}`)
+			c.expectError("invalid_message", "u")
+		}},
+		{name: "invalid_envelope", want: message("invalid_envelope"), drive: func(t *testing.T) {
+			c := e.client(t, e.harness(t), "")
 			c.sendText(`{"action":"say","id":"j","payload":{"text":"` + evMarker)
 			c.expectError("invalid_message", "j")
+			c.sendText(`{"action":"say","id":"k","payload":{"text":"x"},"` + evMarker + `":1}`)
+			c.expectError("invalid_message", "k")
 		}},
 		{name: "unknown_action", want: message("unknown_action"), drive: func(t *testing.T) {
 			c := e.client(t, e.harness(t), "")
