@@ -450,7 +450,7 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 		}
 	}
 	for _, o := range g.msgObs {
-		o.MessageAccepted(m.Action)
+		o.MessageAccepted(m.Action, ev.Pattern)
 	}
 	return m, nil
 }

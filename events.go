@@ -95,11 +95,15 @@ type Observer interface {
 }
 
 // MessageObserver is an optional interface of an Observer: it is told of
-// every message ReadMessage returns, by action. Actions are the ones
-// registered with WithAction, a bounded set. Accepted messages are not
-// Events (they are not security events, and the read path stays lean).
+// every message ReadMessage returns, by action and by the pattern of the
+// channel rule that admitted it ("" when the message named no channel).
+// Both come from the configuration (WithAction, WithChannelRules), a
+// bounded set, and are never client input. Accepted messages are not
+// Events (they are not security events, and the read path stays lean):
+// MessageAccepted is called on the reading goroutine for every message,
+// so it must be cheap, safe for concurrent use and must not block.
 type MessageObserver interface {
-	MessageAccepted(action string)
+	MessageAccepted(action, channelRule string)
 }
 
 // maxLoggedOrigin bounds how much of an attacker-controlled Origin header

@@ -38,23 +38,48 @@
 //	    gauge: accepted handshakes minus closed connections.
 //	wssec_connections_closed_total{code}
 //	    closed connections by close code: 1000-1015 and 4000-4999 as
-//	    themselves, every other code as "other".
+//	    themselves, every other code as "other". 1006 is a peer that
+//	    vanished without a close frame (EOF, TCP reset): client
+//	    instability, not a protocol error.
 //	wssec_connection_duration_seconds
 //	    histogram of connection lifetimes (WithDurationBuckets).
-//	wssec_messages_total{outcome, reason, action}
+//	wssec_messages_total{outcome, reason, action, channel_rule}
 //	    messages: accepted (reason "ok", action as registered with
 //	    wssec.WithAction), refused or report_only by reason ("forbidden",
-//	    "invalid_message", "unknown_action", "rate_limited", …). A refused
+//	    "invalid_envelope", "invalid_payload", "invalid_message",
+//	    "unknown_action", "rate_limited", …). channel_rule is the pattern
+//	    of the channel rule that admitted (or refused) the message, "none"
+//	    when the message named no channel (a channel-free action, or a
+//	    refusal before the channel was read) and "other" when it named one
+//	    no rule matches: accepted traffic per rule and action is the
+//	    baseline against which per-channel anomalies show. A refused
 //	    message is labelled with its action only when that action is known
 //	    (named with WithActions, accepted before, or the built-in "auth");
 //	    otherwise, and for an unparsed message, the action is "other", so
-//	    that unknown actions a client invents never become labels. Some reasons end the connection
-//	    rather than refuse one message: "message_too_big", "invalid_utf8",
-//	    "rate_abuse", "denial_limit", "slow_consumer", "token_expired".
+//	    that unknown actions a client invents never become labels.
+//	    "invalid_envelope" is a frame that is not an acceptable envelope
+//	    (protocol-level probing); "invalid_payload" a payload that fails
+//	    its action's schema (more often a client bug); "invalid_message" a
+//	    message of a registered action without its channel. Some reasons
+//	    end the connection rather than refuse one message:
+//	    "message_too_big", "invalid_utf8", "rate_abuse", "denial_limit",
+//	    "slow_consumer", "token_expired", "protocol_error".
 //	wssec_channel_refusals_total{outcome, channel_rule}
 //	    refused (or report-only) messages that named a channel, by the
 //	    pattern of the channel rule that matched (wssec.Event.Pattern), or
 //	    "other" when none did. The channel itself is never a label.
+//	wssec_refused_origins_total{outcome, origin_host}
+//	    handshakes refused (or let through by report-only) because their
+//	    Origin was not allowed, by the Origin's host: lowercase, without
+//	    scheme or port, "null" for the opaque origin and "invalid" for a
+//	    value that is not an http(s) origin. Only the hosts a fixed-size
+//	    space-saving table currently ranks highest have a series
+//	    (WithTopOrigins, default 10), each once the table is sure of two
+//	    refusals from it; its value counts the refusals after its first
+//	    while it stays in the table. Everything else is "other", so the
+//	    series of an outcome sum to the exact number of origin refusals and
+//	    an attacker who varies the Origin adds no series. A host that drops
+//	    out and comes back restarts from one (a counter reset).
 //	wssec_send_queue_drops_total
 //	    connections closed because their send queue was full (reason
 //	    "slow_consumer").
@@ -88,19 +113,26 @@
 //
 // # Cardinality
 //
-// Every label value is bounded twice. wssec only puts low-cardinality
-// codes in the fields used here (reasons, registered actions, configured
-// patterns) and never the attacker-controlled ones (Origin, Channel,
-// Subject, Detail, a close frame's text). As a second line of defence,
+// Every label value but origin_host is bounded twice. wssec only puts
+// low-cardinality codes in the fields used here (reasons, registered
+// actions, configured patterns) and never the attacker-controlled ones
+// (Origin, Channel, Subject, Detail, a close frame's text). As a second line of defence,
 // every value taken from an event passes through a per-label set that
 // admits at most WithMaxLabelValues distinct values (64 by default) made
 // of at most 128 bytes of [A-Za-z0-9_.:*{}/[]-]; anything else is counted
 // as "other". Even if a future code path put client input in a reason, a
 // flood of distinct values adds at most that many series.
 //
+// origin_host is the one label taken from client input (the Origin
+// header): it is reduced to a host name that needs no escaping (at most
+// 128 bytes of lowercase letters, digits, '.', '-' and an IPv6 address's
+// ':') and bounded by its top-K table, K+1 series per outcome at most.
+//
 // # Concurrency
 //
 // Observe and MessageAccepted are safe for concurrent use and never block
 // on anything but a short critical section the first time a label value is
-// seen: they update counters and return.
+// seen, or, for an origin refusal, the top-K table's (a map lookup, and a
+// scan of its K entries for a host it does not hold): they update counters
+// and return.
 package prommetrics

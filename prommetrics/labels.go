@@ -36,12 +36,12 @@ func validLabelValue(v string) bool {
 
 // cowMap is a map read without locks: readers load an immutable snapshot,
 // writers (rare, and bounded by the label limit) copy it under mu.
-type cowMap[V any] struct {
-	snap atomic.Pointer[map[string]V]
+type cowMap[K comparable, V any] struct {
+	snap atomic.Pointer[map[K]V]
 	mu   sync.Mutex // serialises writers
 }
 
-func (c *cowMap[V]) load(k string) (V, bool) {
+func (c *cowMap[K, V]) load(k K) (V, bool) {
 	if m := c.snap.Load(); m != nil {
 		v, ok := (*m)[k]
 		return v, ok
@@ -53,7 +53,7 @@ func (c *cowMap[V]) load(k string) (V, bool) {
 // loadOrStore returns the value under k, storing mk()'s when there is
 // none yet and admit(len) allows one more entry. ok is false when the
 // entry was not admitted.
-func (c *cowMap[V]) loadOrStore(k string, admit func(n int) bool, mk func() V) (v V, ok bool) {
+func (c *cowMap[K, V]) loadOrStore(k K, admit func(n int) bool, mk func() V) (v V, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.snap.Load()
@@ -70,7 +70,7 @@ func (c *cowMap[V]) loadOrStore(k string, admit func(n int) bool, mk func() V) (
 		var zero V
 		return zero, false
 	}
-	next := make(map[string]V, n+1)
+	next := make(map[K]V, n+1)
 	if old != nil {
 		maps.Copy(next, *old)
 	}
@@ -85,9 +85,9 @@ func (c *cowMap[V]) loadOrStore(k string, admit func(n int) bool, mk func() V) (
 // safe for concurrent use; a lookup of an admitted value takes no lock.
 type labelSet struct {
 	max      int
-	vals     cowMap[string] // each value maps to its own copy
-	full     atomic.Bool    // max values admitted: no need to lock again
-	overflow func()         // counts a value turned into "other"
+	vals     cowMap[string, string] // each value maps to its own copy
+	full     atomic.Bool            // max values admitted: no need to lock again
+	overflow func()                 // counts a value turned into "other"
 }
 
 func newLabelSet(max int, overflow func()) *labelSet {

@@ -22,6 +22,14 @@ const reasonOK = "ok"
 // reasonSlowConsumer is the reason of a send-queue drop.
 const reasonSlowConsumer = "slow_consumer"
 
+// reasonOriginNotAllowed is the handshake reason whose Origin feeds
+// wssec_refused_origins_total.
+const reasonOriginNotAllowed = "origin_not_allowed"
+
+// ruleNone is the channel_rule of a message that named no channel (a
+// channel-free action, or a refusal before the channel was known).
+const ruleNone = "none"
+
 // builtinActions are the actions wssec handles itself that can be refused
 // (a failed re-authentication): known from the start.
 var builtinActions = [...]string{"auth"}
@@ -47,16 +55,21 @@ type Observer struct {
 	overflows   *prometheus.CounterVec
 	revFull     *prometheus.CounterVec
 	disconnects *prometheus.CounterVec
+	origins     *refusedOrigins
 
 	// One bounded set per label fed from events.
-	kinds, hsReasons, origins, msgReasons, actions, rules, classes, revReasons, warnReasons, storeChecks *labelSet
+	kinds, hsReasons, patterns, msgReasons, actions, rules, classes, revReasons, warnReasons, storeChecks *labelSet
 
 	handshakeOK prometheus.Counter // handshakes_total{accepted, ok}
-	// accepted caches messages_total{accepted, ok, action} by admitted
-	// action, so the per-message path neither locks nor hashes labels.
-	accepted      cowMap[prometheus.Counter]
-	acceptedOther prometheus.Counter
+	// accepted caches messages_total{accepted, ok, action, channel_rule}
+	// by admitted action and rule, so the per-message path neither locks
+	// nor hashes labels nor allocates.
+	accepted cowMap[acceptedKey, prometheus.Counter]
 }
+
+// acceptedKey is an accepted message's action and channel rule as
+// wssec reports them.
+type acceptedKey struct{ action, rule string }
 
 var (
 	_ wssec.Observer        = (*Observer)(nil)
@@ -97,7 +110,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Observer, error) {
 		active:      prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "connections_active", Help: "Open WebSocket connections: accepted handshakes minus closed connections."}),
 		closed:      counterVec("connections_closed_total", "Closed WebSocket connections, by close code (1000-1015, 4000-4999, else other).", "code"),
 		duration:    prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "connection_duration_seconds", Help: "Lifetime of closed WebSocket connections.", Buckets: c.buckets}),
-		messages:    counterVec("messages_total", "WebSocket messages, by outcome (accepted, refused, report_only), reason and action.", "outcome", "reason", "action"),
+		messages:    counterVec("messages_total", "WebSocket messages, by outcome (accepted, refused, report_only), reason, action and the channel rule that matched (none: no channel; other: no rule).", "outcome", "reason", "action", "channel_rule"),
 		channels:    counterVec("channel_refusals_total", "Refused messages that named a channel, by outcome and the channel rule that matched (other: none).", "outcome", "channel_rule"),
 		drops:       counter("send_queue_drops_total", "Connections closed because their send queue was full."),
 		bans:        counterVec("bans_total", "Bans placed, by class.", "class"),
@@ -108,6 +121,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Observer, error) {
 		overflows:   counterVec("label_overflows_total", "Label values counted as other because the label was full or the value unacceptable.", "label"),
 		revFull:     counterVec("revocations_full_total", "Revocations that did not fit, so tokens were refused wholesale instead (fail closed), by where: table (the Guard's; every token issued up to the revocation refused until it lapses) or store (a shared store's mirror; every handshake refused, rate limited to one a second).", "where"),
 		disconnects: counterVec("disconnects_total", "Times live sockets were closed without a revocation, by reason: disconnect (Guard.Disconnect), banned, session_replaced (WithEvictOldest).", "reason"),
+		origins:     newRefusedOrigins(ns, c.topOrigins),
 	}
 	set := func(label string) *labelSet {
 		ctr := o.overflows.WithLabelValues(label) // exported at 0, for alerting
@@ -115,7 +129,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Observer, error) {
 	}
 	o.kinds = set("kind")
 	o.hsReasons = set("handshake_reason")
-	o.origins = set("origin_pattern")
+	o.patterns = set("origin_pattern")
 	o.msgReasons = set("message_reason")
 	o.actions = set("action")
 	o.rules = set("channel_rule")
@@ -133,12 +147,11 @@ func New(reg prometheus.Registerer, opts ...Option) (*Observer, error) {
 		o.revFull.WithLabelValues(where) // exported at 0, for alerting
 	}
 	o.handshakeOK = o.handshakes.WithLabelValues(outcomeAccepted, reasonOK)
-	o.acceptedOther = o.messages.WithLabelValues(outcomeAccepted, reasonOK, other)
 
 	cs := []prometheus.Collector{
 		o.events, o.handshakes, o.byOrigin, o.active, o.closed, o.duration, o.messages,
 		o.channels, o.drops, o.bans, o.revocations, o.reauth, o.warnings, o.store, o.overflows,
-		o.revFull, o.disconnects,
+		o.revFull, o.disconnects, o.origins,
 	}
 	for i, col := range cs {
 		if err := reg.Register(col); err != nil {
@@ -157,7 +170,7 @@ func (o *Observer) Observe(e wssec.Event) {
 	switch e.Kind {
 	case wssec.EventHandshakeAccepted:
 		o.handshakeOK.Inc()
-		o.byOrigin.WithLabelValues(outcomeAccepted, o.origins.intern(e.Pattern)).Inc()
+		o.byOrigin.WithLabelValues(outcomeAccepted, o.patterns.intern(e.Pattern)).Inc()
 		o.active.Inc()
 	case wssec.EventHandshakeRefused:
 		o.handshake(outcomeRefused, e)
@@ -200,36 +213,53 @@ func (o *Observer) Observe(e wssec.Event) {
 
 func (o *Observer) handshake(outcome string, e wssec.Event) {
 	o.handshakes.WithLabelValues(outcome, o.hsReasons.intern(e.Reason)).Inc()
-	o.byOrigin.WithLabelValues(outcome, o.origins.intern(e.Pattern)).Inc()
+	o.byOrigin.WithLabelValues(outcome, o.patterns.intern(e.Pattern)).Inc()
+	if e.Reason == reasonOriginNotAllowed {
+		i := 0
+		if outcome == outcomeReportOnly {
+			i = 1
+		}
+		o.origins.add(i, e.Origin)
+	}
 }
 
 func (o *Observer) message(outcome string, e wssec.Event) {
 	// A refused message's action may be one the client made up: it is a
 	// label only once known, and never admits a new value.
-	o.messages.WithLabelValues(outcome, o.msgReasons.intern(e.Reason), o.actions.known(e.Action)).Inc()
+	rule := ruleNone
 	if e.Channel != "" {
-		o.channels.WithLabelValues(outcome, o.rules.intern(e.Pattern)).Inc()
+		rule = o.rules.intern(e.Pattern)
+		o.channels.WithLabelValues(outcome, rule).Inc()
 	}
+	o.messages.WithLabelValues(outcome, o.msgReasons.intern(e.Reason), o.actions.known(e.Action), rule).Inc()
 }
 
 // MessageAccepted implements wssec.MessageObserver: it counts a message
-// ReadMessage returned.
-func (o *Observer) MessageAccepted(action string) {
-	if c, ok := o.accepted.load(action); ok {
+// ReadMessage returned, by action and channel rule ("" when the message
+// named no channel). For an action and rule seen before it takes no lock
+// and allocates nothing.
+func (o *Observer) MessageAccepted(action, channelRule string) {
+	if c, ok := o.accepted.load(acceptedKey{action, channelRule}); ok {
 		c.Inc()
 		return
 	}
-	o.acceptedCounter(action).Inc()
+	o.acceptedCounter(action, channelRule).Inc()
 }
 
-// acceptedCounter admits action and caches its counter.
-func (o *Observer) acceptedCounter(action string) prometheus.Counter {
+// acceptedCounter admits action and channelRule as label values and, when
+// both were admitted, caches their counter: the cache holds at most one
+// entry per admitted pair.
+func (o *Observer) acceptedCounter(action, channelRule string) prometheus.Counter {
 	a := o.actions.intern(action)
-	if a == other {
-		return o.acceptedOther
+	r := ruleNone
+	if channelRule != "" {
+		r = o.rules.intern(channelRule)
 	}
-	c, _ := o.accepted.loadOrStore(a, func(int) bool { return true }, func() prometheus.Counter {
-		return o.messages.WithLabelValues(outcomeAccepted, reasonOK, a)
+	if a == other || r == other {
+		return o.messages.WithLabelValues(outcomeAccepted, reasonOK, a, r)
+	}
+	c, _ := o.accepted.loadOrStore(acceptedKey{a, r}, func(int) bool { return true }, func() prometheus.Counter {
+		return o.messages.WithLabelValues(outcomeAccepted, reasonOK, a, r)
 	})
 	return c
 }

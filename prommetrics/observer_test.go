@@ -133,9 +133,9 @@ func TestObserve(t *testing.T) {
 		o.Observe(e)
 	}
 	for range 3 {
-		o.MessageAccepted("publish")
+		o.MessageAccepted("publish", "")
 	}
-	o.MessageAccepted("subscribe") // admitted on first sight
+	o.MessageAccepted("subscribe", "") // admitted on first sight
 	o.Observe(wssec.Event{Kind: wssec.EventMessageRefused, Reason: "forbidden", Action: "subscribe"})
 
 	s := gather(t, reg)
@@ -203,7 +203,7 @@ func TestCardinality_DistinctReasons(t *testing.T) {
 			o.Observe(wssec.Event{Kind: k, Reason: v, Pattern: v, Action: v, Channel: v, Status: i % 2})
 		}
 		o.Observe(wssec.Event{Kind: wssec.EventKind(v)})
-		o.MessageAccepted(v)
+		o.MessageAccepted(v, "")
 	}
 	s := gather(t, reg)
 	for k, vals := range s.labelValues() {
@@ -211,8 +211,11 @@ func TestCardinality_DistinctReasons(t *testing.T) {
 		switch k {
 		case hs + "/reason", msgs + "/reason":
 			limit++ // "ok"
+		case msgs + "/channel_rule":
+			limit++ // "none"
 		case closed + "/code", hs + "/outcome", byOrigin + "/outcome", msgs + "/outcome", chans + "/outcome", "wssec_label_overflows_total/label",
-			"wssec_revocations_full_total/where": // a fixed pair: table, store
+			"wssec_revocations_full_total/where", // a fixed pair: table, store
+			topOrigins + "/outcome":              // a fixed pair: refused, report_only
 			continue
 		}
 		if len(vals) > limit {
@@ -238,7 +241,7 @@ func TestCardinality_UnacceptableValues(t *testing.T) {
 		"has space", `quote"`, "new\nline", "semi;colon", "é", "\x00", strings.Repeat("a", 129), "tab\t", "back\\slash", "a=b", "<svg>",
 	} {
 		o.Observe(wssec.Event{Kind: wssec.EventHandshakeRefused, Reason: v, Pattern: v})
-		o.MessageAccepted(v)
+		o.MessageAccepted(v, "")
 	}
 	s := gather(t, reg)
 	s.check(t,
@@ -264,7 +267,7 @@ func TestObserver_Concurrent(t *testing.T) {
 				o.Observe(wssec.Event{Kind: wssec.EventHandshakeRefused, Reason: v, Status: 403})
 				o.Observe(wssec.Event{Kind: wssec.EventHandshakeAccepted})
 				o.Observe(wssec.Event{Kind: wssec.EventConnClosed, CloseCode: 1000 + i%20, Duration: time.Millisecond})
-				o.MessageAccepted(v)
+				o.MessageAccepted(v, "")
 			}
 		})
 	}
@@ -346,17 +349,35 @@ func FuzzLabelSet(f *testing.F) {
 	})
 }
 
-// The per-message path: a known action takes no lock and allocates
-// nothing.
+// The per-message path: a known action and rule take no lock and
+// allocate nothing.
 func BenchmarkMessageAccepted(b *testing.B) {
 	o, _ := newTestObserver(b, WithActions("publish"))
-	o.MessageAccepted("publish")
+	o.MessageAccepted("publish", orderRule.Pattern)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			o.MessageAccepted("publish")
+			o.MessageAccepted("publish", orderRule.Pattern)
 		}
 	})
+}
+
+// TestMessageAccepted_NoAllocation: counting an accepted message of a
+// known action and channel rule allocates nothing.
+func TestMessageAccepted_NoAllocation(t *testing.T) {
+	o, reg := newTestObserver(t, WithActions("publish"))
+	o.MessageAccepted("publish", orderRule.Pattern)
+	o.MessageAccepted("publish", "")
+	if n := testing.AllocsPerRun(1000, func() {
+		o.MessageAccepted("publish", orderRule.Pattern)
+		o.MessageAccepted("publish", "")
+	}); n != 0 {
+		t.Errorf("MessageAccepted allocates %v times per call pair", n)
+	}
+	gather(t, reg).check(t,
+		w(msgs, 1002, "outcome", "accepted", "action", "publish", "channel_rule", orderRule.Pattern),
+		w(msgs, 1002, "outcome", "accepted", "action", "publish", "channel_rule", "none"),
+	)
 }
 
 func BenchmarkObserveRefusedMessage(b *testing.B) {

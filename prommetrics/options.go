@@ -15,6 +15,10 @@ const (
 	DefaultMaxLabelValues = 64
 	// maxMaxLabelValues is the largest WithMaxLabelValues accepted.
 	maxMaxLabelValues = 10_000
+	// DefaultTopOrigins is how many refused Origin hosts get a series.
+	DefaultTopOrigins = 10
+	// maxTopOrigins is the largest WithTopOrigins accepted.
+	maxTopOrigins = 100
 )
 
 // DefaultDurationBuckets are the upper bounds, in seconds, of the
@@ -36,6 +40,7 @@ type config struct {
 	buckets        []float64
 	maxLabelValues int
 	actions        []string
+	topOrigins     int
 }
 
 func defaultConfig() config {
@@ -43,6 +48,7 @@ func defaultConfig() config {
 		namespace:      DefaultNamespace,
 		buckets:        DefaultDurationBuckets(),
 		maxLabelValues: DefaultMaxLabelValues,
+		topOrigins:     DefaultTopOrigins,
 	}
 }
 
@@ -78,6 +84,16 @@ func WithActions(actions ...string) Option {
 	return optionFunc(func(c *config) { c.actions = append(c.actions, a...) })
 }
 
+// WithTopOrigins sets K, how many Origin hosts of refused handshakes
+// wssec_refused_origins_total names: the K that a fixed-size table
+// (space-saving) currently ranks highest, each once it is sure of at least
+// two refusals from it; every other host is counted as "other". Default
+// 10; it must be between 1 and 100. Memory and series stay bounded by K
+// however many distinct origins an attacker sends. The last call wins.
+func WithTopOrigins(k int) Option {
+	return optionFunc(func(c *config) { c.topOrigins = k })
+}
+
 var namespaceRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // validate returns every problem of c.
@@ -104,6 +120,9 @@ func (c *config) validate() []error {
 	}
 	if c.maxLabelValues < 1 || c.maxLabelValues > maxMaxLabelValues {
 		bad("WithMaxLabelValues %d: must be between 1 and %d", c.maxLabelValues, maxMaxLabelValues)
+	}
+	if c.topOrigins < 1 || c.topOrigins > maxTopOrigins {
+		bad("WithTopOrigins %d: must be between 1 and %d", c.topOrigins, maxTopOrigins)
 	}
 	for _, a := range c.actions {
 		if !validLabelValue(a) {

@@ -101,7 +101,7 @@ func TestMetrics(t *testing.T) {
 		`wssec_handshakes_total{outcome="accepted",reason="ok"} 1`,
 		`wssec_handshakes_total{outcome="refused",reason="origin_not_allowed"} 1`,
 		`wssec_handshakes_by_origin_total{origin_pattern="other",outcome="refused"} 1`,
-		`wssec_messages_total{action="say",outcome="accepted",reason="ok"} 1`,
+		`wssec_messages_total{action="say",channel_rule="none",outcome="accepted",reason="ok"} 1`,
 		`wssec_connections_active 1`,
 		`wssec_config_warnings_total{reason="insecure_transport"} 1`,
 	)
