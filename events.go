@@ -34,6 +34,10 @@ const (
 	// check ("rate", "quota", "ban": decided with the instance's own
 	// limits instead; "revocation", "replay", "ticket": refused, fail
 	// closed). At most one a second per check while the store fails.
+	// Reason "revocation_feed": a SharedStore's revocation feed came back
+	// after a gap (or reloaded a full mirror) and every live socket was
+	// checked again; revocations recorded meanwhile took effect late on
+	// this instance. Once per reload, never for the first load.
 	EventStoreUnavailable EventKind = "store_unavailable"
 	// EventRevocationsFull: a revocation did not fit, and tokens are
 	// refused wholesale instead of it being forgotten (fail closed).
@@ -62,6 +66,10 @@ const (
 	reasonInvalidEnvelope = "invalid_envelope"
 	reasonInvalidPayload  = "invalid_payload"
 )
+
+// reasonRevocationFeed is the reason of an EventStoreUnavailable that
+// reports a gap in a SharedStore's revocation feed.
+const reasonRevocationFeed = "revocation_feed"
 
 // Event is one security-relevant occurrence. It never holds a token, a
 // ticket or a message payload. Reason is a stable, low-cardinality code

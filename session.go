@@ -385,6 +385,10 @@ func (g *Guard) liveConns() []*Conn {
 // instance (or, as the zero Revocation, a gap in the feed) re-checks this
 // instance's live sockets.
 func (g *Guard) onRevocation(rev Revocation) {
+	if rev.IsZero() && g.feedLoads.Add(1) > 1 {
+		g.emit(context.Background(), Event{Kind: EventStoreUnavailable, Reason: reasonRevocationFeed,
+			Detail: "the revocation feed was re-subscribed and reloaded after a gap; every live socket is checked again"})
+	}
 	g.closeRevoked(context.Background(), g.now(), rev)
 }
 

@@ -49,6 +49,7 @@ type Guard struct {
 	// EventStoreUnavailable (unix ns), for rate limiting those events.
 	storeWarned [numStoreChecks]atomic.Int64
 	stopFeed    context.CancelFunc // ends the revocation feed; nil without one
+	feedLoads   atomic.Int64       // times the feed (re)loaded its snapshot: all but the first follow a gap
 
 	mu     sync.Mutex // guards conns and closed
 	conns  map[*Conn]struct{}

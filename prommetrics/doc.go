@@ -97,6 +97,13 @@
 //	    to it refused until it lapses) or "store" (a shared store's
 //	    bounded mirror: every handshake refused with 503 until it fits;
 //	    at most one a second). Both are exported at 0; alert on any rise.
+//	wssec_store_unavailable_total{check}
+//	    times the shared Store could not decide a check: "rate", "quota",
+//	    "ban" (decided with the instance's own limits) or "revocation",
+//	    "replay", "ticket" (refused: fail closed), at most one a second per
+//	    check; and "revocation_feed": the shared store's revocation feed
+//	    came back after a gap (revocations recorded meanwhile took effect
+//	    late here).
 //	wssec_disconnects_total{reason}
 //	    times live sockets were closed without a revocation:
 //	    "disconnect" (Guard.Disconnect), "banned" (a ban ended the

@@ -117,7 +117,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Observer, error) {
 		revocations: counterVec("revocations_total", "Revocations, by reason.", "reason"),
 		reauth:      counter("reauthentications_total", "Connections that re-authenticated with a fresh token."),
 		warnings:    counterVec("config_warnings_total", "Configuration warnings, by reason.", "reason"),
-		store:       counterVec("store_unavailable_total", "Times the shared Store could not decide, by check (rate, quota, ban: decided locally; revocation, replay, ticket: refused). Rate limited to one a second per check.", "check"),
+		store:       counterVec("store_unavailable_total", "Times the shared Store could not decide, by check (rate, quota, ban: decided locally; revocation, replay, ticket: refused; rate limited to one a second per check), and revocation_feed: times the revocation feed came back after a gap.", "check"),
 		overflows:   counterVec("label_overflows_total", "Label values counted as other because the label was full or the value unacceptable.", "label"),
 		revFull:     counterVec("revocations_full_total", "Revocations that did not fit, so tokens were refused wholesale instead (fail closed), by where: table (the Guard's; every token issued up to the revocation refused until it lapses) or store (a shared store's mirror; every handshake refused, rate limited to one a second).", "where"),
 		disconnects: counterVec("disconnects_total", "Times live sockets were closed without a revocation, by reason: disconnect (Guard.Disconnect), banned, session_replaced (WithEvictOldest).", "reason"),

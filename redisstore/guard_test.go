@@ -399,6 +399,10 @@ func TestGuards_RedisOutage(t *testing.T) {
 		t.Fatal("no store_unavailable and handshake_rate events for the rate check")
 	}
 
+	if b.obs.has(wssec.EventStoreUnavailable, "revocation_feed") {
+		t.Fatal("a revocation_feed gap was reported before the feed came back")
+	}
+
 	// Redis comes back: the Guards resume shared enforcement by
 	// themselves: B takes alice's one slot, so A must refuse her.
 	restart()
@@ -413,6 +417,11 @@ func TestGuards_RedisOutage(t *testing.T) {
 			c.Close() // A's feed is not back yet, or it counted locally
 		}
 		return a.obs.has(wssec.EventHandshakeRefused, "quota_subject")
+	})
+	// The gap in the revocation feed is reported once it is closed, on
+	// every instance, so an alert can say revocations took effect late.
+	eventually(t, 10*time.Second, "a revocation_feed event on both instances", func() bool {
+		return a.obs.has(wssec.EventStoreUnavailable, "revocation_feed") && b.obs.has(wssec.EventStoreUnavailable, "revocation_feed")
 	})
 }
 
