@@ -26,6 +26,12 @@ const reasonSlowConsumer = "slow_consumer"
 // wssec_refused_origins_total.
 const reasonOriginNotAllowed = "origin_not_allowed"
 
+// alertedStoreChecks are the store_unavailable checks, and
+// warningJWKSRefresh the config warning, that deploy/prometheus alerts on.
+var alertedStoreChecks = [...]string{"rate", "quota", "ban", "revocation", "replay", "ticket", "revocation_feed"}
+
+const warningJWKSRefresh = "jwks_refresh_failed"
+
 // ruleNone is the channel_rule of a message that named no channel (a
 // channel-free action, or a refusal before the channel was known).
 const ruleNone = "none"
@@ -146,6 +152,12 @@ func New(reg prometheus.Registerer, opts ...Option) (*Observer, error) {
 	for _, where := range []string{"table", "store"} {
 		o.revFull.WithLabelValues(where) // exported at 0, for alerting
 	}
+	// The series the shipped alerts watch with increase(), exported at 0
+	// so that their first event is an increase too.
+	for _, check := range alertedStoreChecks {
+		o.store.WithLabelValues(o.storeChecks.intern(check))
+	}
+	o.warnings.WithLabelValues(o.warnReasons.intern(warningJWKSRefresh))
 	o.handshakeOK = o.handshakes.WithLabelValues(outcomeAccepted, reasonOK)
 
 	cs := []prometheus.Collector{
