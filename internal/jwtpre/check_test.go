@@ -3,6 +3,7 @@ package jwtpre
 import (
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -167,6 +168,7 @@ func checkCases() []checkCase {
 		{name: "comment", token: tok(`{"alg":"ES256"/*x*/}`), pol: testPolicy, want: ErrHeader},
 		{name: "leading zero", token: tok(`{"alg":"ES256","n":01}`), pol: testPolicy, want: ErrHeader},
 		{name: "bare dot number", token: tok(`{"alg":"ES256","n":1.}`), pol: testPolicy, want: ErrHeader},
+		{name: "number beyond float64 (encoding/json cannot read it)", token: tok(`{"alg":"ES256","n":64e04904}`), pol: testPolicy, want: ErrHeader},
 		{name: "NaN", token: tok(`{"alg":"ES256","n":NaN}`), pol: testPolicy, want: ErrHeader},
 		{name: "truncated literal", token: tok(`{"alg":"ES256","n":tru}`), pol: testPolicy, want: ErrHeader},
 		{name: "bad escape", token: tok(`{"alg":"ES\x256"}`), pol: testPolicy, want: ErrHeader},
@@ -395,5 +397,20 @@ func BenchmarkCheck(b *testing.B) {
 				_, _ = Check(bc.token, testPolicy)
 			}
 		})
+	}
+}
+
+// TestOverflows agrees with strconv.ParseFloat on both sides of
+// float64's largest value.
+func TestOverflows(t *testing.T) {
+	for _, n := range []string{
+		"0", "-0", "0.0e999999", "1", "1e308", "1.7976931348623157e308", "1.7976931348623158e308",
+		"1.7976931348623159e308", "1.8e308", "-1.8e308", "17976931348623157e292", "0.0018e311",
+		"1e309", "1e310", "64e04904", "1e-999999", "0.000001e313", "123.456e306", "9e307",
+	} {
+		_, err := strconv.ParseFloat(n, 64)
+		if got := overflows([]byte(n)); got != (err != nil) {
+			t.Errorf("overflows(%s) = %v, strconv says %v", n, got, err)
+		}
 	}
 }

@@ -71,6 +71,7 @@ var (
 	errHeaderTooLarge = detail(ErrHeader, "header too large")
 	errSyntax         = detail(ErrHeader, "invalid JSON")
 	errNotObject      = detail(ErrHeader, "not a JSON object")
+	errNumberRange    = detail(ErrHeader, "number out of range")
 	errDuplicate      = detail(ErrHeader, "duplicate member name")
 	errUTF8           = detail(ErrHeader, "invalid UTF-8")
 	errSurrogate      = detail(ErrHeader, "lone surrogate escape")

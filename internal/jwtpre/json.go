@@ -2,6 +2,7 @@ package jwtpre
 
 import (
 	"bytes"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -316,6 +317,76 @@ func (h *header) literal(word string) error {
 
 // number parses -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func (h *header) number() error {
+	start := h.pos
+	if err := h.numberSyntax(); err != nil {
+		return err
+	}
+	// A number beyond float64's range is valid JSON grammar that
+	// encoding/json (and so jwx) cannot read: refuse it here as well.
+	if overflows(h.src[start:h.pos]) {
+		return errNumberRange
+	}
+	return nil
+}
+
+// overflows reports whether num, a number of valid JSON grammar, is beyond
+// float64's range. It decides by the decimal magnitude, without
+// allocating, and asks strconv only at the boundary.
+func overflows(num []byte) bool {
+	i := 0
+	if i < len(num) && num[i] == '-' {
+		i++
+	}
+	// The value lies in [10^(m-1), 10^m) for m = mag + exp.
+	mag, zero := 0, true
+	for ; i < len(num) && num[i] >= '0' && num[i] <= '9'; i++ {
+		if zero && num[i] == '0' {
+			continue
+		}
+		zero = false
+		mag++
+	}
+	if i < len(num) && num[i] == '.' {
+		for i++; i < len(num) && num[i] >= '0' && num[i] <= '9'; i++ {
+			if zero {
+				if num[i] != '0' {
+					zero = false
+				} else {
+					mag--
+				}
+			}
+		}
+	}
+	if zero {
+		return false
+	}
+	exp := 0
+	if i < len(num) && (num[i] == 'e' || num[i] == 'E') {
+		i++
+		neg := i < len(num) && num[i] == '-'
+		if i < len(num) && (num[i] == '+' || num[i] == '-') {
+			i++
+		}
+		for ; i < len(num); i++ {
+			if exp < 1_000_000 {
+				exp = exp*10 + int(num[i]-'0')
+			}
+		}
+		if neg {
+			exp = -exp
+		}
+	}
+	switch m := mag + exp; {
+	case m <= 308: // below 10^308 < MaxFloat64
+		return false
+	case m >= 310: // at least 10^309 > MaxFloat64
+		return true
+	}
+	_, err := strconv.ParseFloat(string(num), 64)
+	return err != nil
+}
+
+func (h *header) numberSyntax() error {
 	if h.peek() == '-' {
 		h.pos++
 	}
