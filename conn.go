@@ -27,7 +27,7 @@ const (
 	ClosePolicy        = websocket.ClosePolicyViolation         // 1008: token expired or revoked, too many denials, max age
 	CloseTooBig        = websocket.CloseMessageTooBig           // 1009
 	CloseInternalError = websocket.CloseInternalServerErr       // 1011
-	CloseTryAgainLater = websocket.CloseTryAgainLater           // 1013: slow consumer, rate abuse
+	CloseTryAgainLater = websocket.CloseTryAgainLater           // 1013: slow consumer, rate abuse, store unavailable
 )
 
 // CloseError is returned by ReadMessage and Send once the connection is

@@ -588,6 +588,46 @@ func TestRevocation_TableFullFailsClosed(t *testing.T) {
 	}
 }
 
+// revokedFailsLater is a SharedStore whose Revoked answers the first ok
+// calls (not revoked) and then cannot decide; everything else fails as
+// evFailStore does, so rates and quotas fall back to the Guard's own.
+type revokedFailsLater struct {
+	evFailStore
+	ok    int32
+	calls atomic.Int32
+}
+
+func (s *revokedFailsLater) Revoked(context.Context, string, string, time.Time) (bool, error) {
+	if s.calls.Add(1) <= s.ok {
+		return false, nil
+	}
+	return false, errUnreachable
+}
+
+// TestRevocation_StoreFailsAfterUpgrade: the store answers the handshake's
+// revocation check and then fails before Upgrade's re-check (the check
+// that covers a revocation recorded while the socket registered). The
+// socket must not stay open unchecked: it closes with 1013, as the
+// handshake would have been refused with 503, and the outage is reported.
+func TestRevocation_StoreFailsAfterUpgrade(t *testing.T) {
+	store := &revokedFailsLater{ok: 1}
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithStore(store))
+	ws, st, err := f.dial(f.headers(mint(t, claims{sub: "alice"})))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	code, reason := closeFrame(t, ws)
+	if code != CloseTryAgainLater || reason != "service unavailable" {
+		t.Fatalf("socket whose re-check the store could not answer: %d %q, want 1013 \"service unavailable\"", code, reason)
+	}
+	if n := store.calls.Load(); n != 2 {
+		t.Fatalf("Revoked called %d times, want 2 (handshake, then Upgrade's re-check)", n)
+	}
+	if !f.events.has(EventStoreUnavailable, storeCheckRevocation) {
+		t.Fatalf("no store_unavailable event for the revocation re-check: %v", f.events.reasons(EventStoreUnavailable))
+	}
+}
+
 // TestDisconnect_ClosesSubjectWithoutRevoking: Disconnect closes every
 // live socket of the subject with 1008 and the reason given, leaves other
 // subjects alone, and revokes nothing: the same token connects again.

@@ -556,10 +556,16 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	// A revocation recorded after the guards checked this principal but
 	// before c was registered did not see c in its scan of live sockets:
 	// Revoke records before it scans, so checking after registering
-	// closes that gap.
-	if revoked, _ := g.isRevoked(r.Context(), hs.principal, g.now()); revoked {
+	// closes that gap. A store that cannot answer fails closed, as at the
+	// handshake (503): the socket closes with 1013, try again later.
+	revoked, err := g.isRevoked(r.Context(), hs.principal, g.now())
+	switch {
+	case err != nil:
+		g.storeFailed(r.Context(), storeCheckRevocation, err, ev)
+		c.closeWith(CloseTryAgainLater, "service unavailable", false)
+	case revoked:
 		c.closeWith(ClosePolicy, "token revoked", false)
-	} else if g.banCheck(r.Context(), clientKey(hs.ip), hs.principal.Subject, ev) != nil {
+	case g.banCheck(r.Context(), clientKey(hs.ip), hs.principal.Subject, ev) != nil:
 		c.closeWith(ClosePolicy, "banned", false) // the same gap, for a ban
 	}
 	return c, nil
