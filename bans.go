@@ -223,12 +223,16 @@ func (g *Guard) BanSubject(ctx context.Context, subject string, d time.Duration)
 
 // BanIP is BanSubject for a client IP (an IPv6 address bans its /64, the
 // key of every per-client limit): every socket from it closes and its
-// handshakes get 429 before any other work.
+// handshakes get 429 before any other work. ip is taken as the Guard
+// takes a client's address: an IPv4-mapped IPv6 address bans the IPv4
+// address, and an IPv6 zone (fe80::1%eth0) is dropped. The zero Addr and
+// an unspecified address (0.0.0.0, ::) are an error.
 func (g *Guard) BanIP(ctx context.Context, ip netip.Addr, d time.Duration) error {
-	if !ip.IsValid() {
+	ip = ip.Unmap().WithZone("")
+	if !ip.IsValid() || ip.IsUnspecified() {
 		return fmt.Errorf("wssec: ban: invalid IP")
 	}
-	key := clientKey(ip.Unmap())
+	key := clientKey(ip)
 	return g.banByAPI(ctx, d, func(end, now int64) (string, Event, error) {
 		return banKeyIP(key), Event{Kind: EventBanned, Reason: "api", RemoteIP: key}, extendBan(g.bans.ips, key, end, now)
 	})

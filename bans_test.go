@@ -297,6 +297,9 @@ func TestBan_ReauthRunsBanChecks(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %d %v", st, err)
 	}
+	// The socket is registered before the ban is entered; otherwise
+	// Upgrade's own re-check closes it first and no auth frame is read.
+	f.waitHandlers(1)
 	now := time.Now()
 	if err := f.g.bans.subjects.Add("alice", now.Add(time.Minute).UnixNano(), now.Add(time.Minute).UnixNano(), now.UnixNano()); err != nil {
 		t.Fatal(err)
@@ -368,5 +371,47 @@ func TestBan_APIBanEndsSessions(t *testing.T) {
 	defer g.Close()
 	if err := g.BanSubject(ctx, "alice", time.Hour); err == nil {
 		t.Fatal("BanSubject without WithBanPolicy: nil error")
+	}
+}
+
+// TestBan_ZonedIPv6BanMatchesClient: BanIP of a zoned IPv6 address
+// (fe80::1%eth0, as an operator copies it from a tool) bans its /64, as
+// the client key the Guard derives from an address never holds a zone:
+// a socket from the /64 closes and its handshakes get 429. (With Go
+// 1.26's netip, Prefix already drops the zone; BanIP normalises as
+// clientip.Resolve does so the ban cannot depend on that.) An address
+// that names no client (the zero Addr, 0.0.0.0, ::) is an error, not a
+// ban that matches nobody.
+func TestBan_ZonedIPv6BanMatchesClient(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(),
+		WithTrustedProxies("127.0.0.0/8"), WithHandshakeRate(1000, 1000),
+		WithBanPolicy(BanPolicy{Threshold: 3, Window: time.Minute, Duration: time.Minute}))
+	from := func(ip string) http.Header {
+		h := f.headers(mint(t, claims{sub: "mallory"}))
+		h.Set("X-Forwarded-For", ip)
+		return h
+	}
+	ws, st, err := f.dial(from("fe80::2"))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	f.waitHandlers(1)
+	ctx := context.Background()
+	if err := f.g.BanIP(ctx, netip.MustParseAddr("fe80::1%eth0"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := closeFrame(t, ws); code != ClosePolicy || reason != "banned" {
+		t.Fatalf("socket from the banned /64: %d %q, want 1008 \"banned\"", code, reason)
+	}
+	if _, st, _ := f.dial(from("fe80::3")); st != http.StatusTooManyRequests {
+		t.Fatalf("handshake from the banned /64: %d, want 429", st)
+	}
+	if _, st, err := f.dial(from("2001:db8::1")); err != nil {
+		t.Fatalf("handshake from another /64: %d %v", st, err)
+	}
+	for _, ip := range []netip.Addr{{}, netip.IPv4Unspecified(), netip.IPv6Unspecified(), netip.MustParseAddr("::ffff:0.0.0.0")} {
+		if err := f.g.BanIP(ctx, ip, time.Hour); err == nil {
+			t.Errorf("BanIP(%v): nil error, want an invalid-IP error", ip)
+		}
 	}
 }
