@@ -110,7 +110,8 @@ func TestTLSDowngrade_HardenServer(t *testing.T) {
 			}
 		}
 	})
-	hardened := serveTLS(t, HardenServer(&http.Server{Handler: h, ErrorLog: discardLog()}), certFile, keyFile)
+	hardenedSrv := HardenServer(&http.Server{Handler: h, ErrorLog: discardLog()})
+	hardened := serveTLS(t, hardenedSrv, certFile, keyFile)
 	plain := serveTLS(t, &http.Server{Handler: h, ErrorLog: discardLog()}, certFile, keyFile)
 
 	handshake := func(addr string, cfg *tls.Config) (tls.ConnectionState, error) {
@@ -125,9 +126,32 @@ func TestTLSDowngrade_HardenServer(t *testing.T) {
 		return c.ConnectionState(), nil
 	}
 
+	// Go's server refuses TLS 1.0 and 1.1 by default (since Go 1.22) unless
+	// GODEBUG=tls10server=1, so a bare refusal proves nothing about the
+	// profile. The subtest checks the profile's own minimum, shows the
+	// same TLS 1.1 hello succeeding against a server that allows it (the
+	// client really offers TLS 1.1), and checks the profile still refuses
+	// it with the old default switched back on, while a plain server
+	// then accepts it.
 	t.Run("TLS 1.1 refused", func(t *testing.T) {
-		if _, err := handshake(hardened, &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}); err == nil {
+		tls11 := func() *tls.Config { return &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11} }
+		if got := hardenedSrv.TLSConfig.MinVersion; got != tls.VersionTLS12 {
+			t.Fatalf("HardenServer's MinVersion is %s, want TLS 1.2", tls.VersionName(got))
+		}
+		if _, err := handshake(hardened, tls11()); err == nil {
 			t.Fatal("a TLS 1.1 hello was accepted")
+		}
+		old := serveTLS(t, &http.Server{Handler: h, ErrorLog: discardLog(), TLSConfig: &tls.Config{MinVersion: tls.VersionTLS10}}, certFile, keyFile)
+		st, err := handshake(old, tls11())
+		if err != nil || st.Version != tls.VersionTLS11 {
+			t.Fatalf("control: a server with MinVersion TLS 1.0 did not negotiate TLS 1.1 (%s, %v): the test proves nothing", tls.VersionName(st.Version), err)
+		}
+		t.Setenv("GODEBUG", "tls10server=1")
+		if st, err := handshake(plain, tls11()); err != nil || st.Version != tls.VersionTLS11 {
+			t.Fatalf("control: with tls10server=1 a plain server did not negotiate TLS 1.1 (%s, %v)", tls.VersionName(st.Version), err)
+		}
+		if _, err := handshake(hardened, tls11()); err == nil {
+			t.Fatal("with tls10server=1, a TLS 1.1 hello was accepted by HardenServer")
 		}
 	})
 	t.Run("TLS 1.2 CBC-only refused", func(t *testing.T) {
