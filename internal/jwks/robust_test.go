@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -240,4 +241,131 @@ func TestDiscovery_TrailingSlashIssuer(t *testing.T) {
 		t.Fatalf("NewDiscovery: %v", err)
 	}
 	f.Close()
+}
+
+// paddedDiscovery is a valid configuration document for base of exactly
+// n bytes: only its size can make it refused.
+func paddedDiscovery(base string, n int) []byte {
+	head := fmt.Sprintf(`{"issuer":%q,"jwks_uri":%q,"pad":"`, base, base+"/keys")
+	return []byte(head + strings.Repeat("a", n-len(head)-2) + `"}`)
+}
+
+// TestDiscovery_OversizedDocumentRefused: an issuer (or whoever answers
+// for it) cannot make the Guard buffer an unbounded document: one byte
+// over the 256 KiB cap is refused whether it announces its length or
+// streams it chunked, while a document of exactly the cap is read.
+func TestDiscovery_OversizedDocumentRefused(t *testing.T) {
+	keys := setJSON(t, ecPublic(t, "k1"))
+	cases := []struct {
+		name       string
+		size       int
+		withLength bool
+		ok         bool
+	}{
+		{"cap, chunked", maxDiscoveryBody, false, true},
+		{"cap+1, chunked", maxDiscoveryBody + 1, false, false},
+		{"cap, Content-Length", maxDiscoveryBody, true, true},
+		{"cap+1, Content-Length", maxDiscoveryBody + 1, true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/keys" {
+					_, _ = w.Write(keys)
+					return
+				}
+				body := paddedDiscovery("http://"+r.Host, tc.size)
+				if tc.withLength {
+					w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+					_, _ = w.Write(body)
+					return
+				}
+				// Flushing before the end makes net/http send it chunked,
+				// with no length for the client to check first.
+				_, _ = w.Write(body[:1024])
+				w.(http.Flusher).Flush()
+				_, _ = w.Write(body[1024:])
+			}))
+			t.Cleanup(srv.Close)
+			f, err := NewDiscovery(context.Background(), srv.URL, Options{})
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("a document of exactly the cap: %v", err)
+				}
+				f.Close()
+				return
+			}
+			if err == nil {
+				f.Close()
+				t.Fatal("a document over the cap was accepted")
+			}
+			if !errors.Is(err, ErrDiscovery) || !errors.Is(err, ErrBodyTooLarge) {
+				t.Fatalf("err = %v, want ErrDiscovery and ErrBodyTooLarge", err)
+			}
+		})
+	}
+}
+
+// TestDiscovery_RedirectDowngradeRefused: the discovery request follows no
+// redirect from https to http (on the same host and port) or to another
+// host, so a compromised or misconfigured path cannot downgrade the
+// document's transport or hand the choice of keys to another server; a
+// redirect within the host is followed. The error says what was refused
+// and holds no query of the redirect's location.
+func TestDiscovery_RedirectDowngradeRefused(t *testing.T) {
+	keys := setJSON(t, ecPublic(t, "k1"))
+	var otherHits atomic.Int64
+	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		otherHits.Add(1)
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(other.Close)
+	const secret = "s3cr3t-query"
+	mux := http.NewServeMux()
+	mux.HandleFunc("/to-http/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://"+r.Host+"/doc?token="+secret, http.StatusFound)
+	})
+	mux.HandleFunc("/cross/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/.well-known/openid-configuration?token="+secret, http.StatusFound)
+	})
+	mux.HandleFunc("/same/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/doc", http.StatusFound)
+	})
+	mux.HandleFunc("/doc", func(w http.ResponseWriter, r *http.Request) {
+		base := "https://" + r.Host
+		fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, base+"/same", base+"/keys")
+	})
+	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(keys) })
+	srv := httptest.NewTLSServer(mux)
+	t.Cleanup(srv.Close)
+	// srv's client trusts the certificate other serves too (httptest uses
+	// one), so only the redirect policy can refuse.
+	opts := Options{Client: srv.Client()}
+
+	f, err := NewDiscovery(context.Background(), srv.URL+"/same", opts)
+	if err != nil {
+		t.Fatalf("control: a same-host https redirect was refused: %v", err)
+	}
+	f.Close()
+	for _, path := range []string{"/to-http", "/cross"} {
+		t.Run(path, func(t *testing.T) {
+			f, err := NewDiscovery(context.Background(), srv.URL+path, opts)
+			if err == nil {
+				f.Close()
+				t.Fatal("the redirect was followed and its document accepted")
+			}
+			if !errors.Is(err, ErrDiscovery) || !errors.Is(err, ErrRedirect) {
+				t.Fatalf("err = %v, want ErrDiscovery and ErrRedirect", err)
+			}
+			if msg := err.Error(); strings.Contains(msg, secret) || strings.Contains(msg, "?") {
+				t.Fatalf("error holds the location's query: %v", err)
+			}
+			if !strings.Contains(err.Error(), "another scheme or host") {
+				t.Fatalf("error does not say what was refused: %v", err)
+			}
+		})
+	}
+	if n := otherHits.Load(); n != 0 {
+		t.Fatalf("the other host got %d requests, want 0", n)
+	}
 }
