@@ -3,6 +3,8 @@ package wssec
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -183,4 +185,54 @@ func TestREADME_RefusalTable(t *testing.T) {
 		h.g.Close()
 		c.expectClose(CloseGoingAway)
 	})
+}
+
+// TestREADME_NginxSnippetMatchesShippedConfig: the nginx lines README's
+// "Behind a proxy" shows are the tested deploy/nginx/wssec.conf's own
+// (comments aside), and the snippet leaves out none of the headers the
+// file sets: a user who copies the snippet with WithClientIPHeader
+// ("X-Real-IP") would otherwise run without the header it reads.
+func TestREADME_NginxSnippetMatchesShippedConfig(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.ReadFile("deploy/nginx/wssec.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "## Behind a proxy")
+	if !ok {
+		t.Fatal(`README has no "Behind a proxy" section`)
+	}
+	_, rest, ok = strings.Cut(rest, "```nginx\n")
+	if !ok {
+		t.Fatal(`"Behind a proxy" has no nginx block`)
+	}
+	block, _, _ := strings.Cut(rest, "```")
+	directives := func(text string) []string {
+		var out []string
+		for line := range strings.Lines(text) {
+			line, _, _ = strings.Cut(line, "#")
+			if line = strings.Join(strings.Fields(line), " "); line != "" {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	shipped := directives(string(conf))
+	shown := directives(block)
+	if len(shown) < 5 {
+		t.Fatalf("the README's nginx block has only %d directives", len(shown))
+	}
+	for _, d := range shown {
+		if !slices.Contains(shipped, d) {
+			t.Errorf("README shows %q, which deploy/nginx/wssec.conf does not have", d)
+		}
+	}
+	for _, d := range shipped {
+		if strings.HasPrefix(d, "proxy_set_header ") && !slices.Contains(shown, d) {
+			t.Errorf("README's nginx block leaves out %q", d)
+		}
+	}
 }
