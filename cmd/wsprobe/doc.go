@@ -21,8 +21,13 @@
 //     forged token is a fail.
 //   - forwarding: sockets from one address until the endpoint refuses,
 //     then again with a different client-sent X-Forwarded-For, Forwarded,
-//     X-Real-IP, True-Client-IP and CF-Connecting-IP on each. A limit that
-//     bites only without them is a fail.
+//     X-Real-IP, True-Client-IP and CF-Connecting-IP on each. It passes
+//     only when the second run is refused with an HTTP status after no
+//     more sockets than the first (one more is allowed: a socket the probe
+//     just closed may still be counted). More is a fail, whether the
+//     second run then ended or met another limit (a total cap behind a
+//     per-address limit that believes the headers); a second run cut
+//     short by -budget or a network error is n/a.
 //   - messages: an oversized message, a compression bomb (when
 //     permessage-deflate is negotiated), a fragment flood, invalid UTF-8,
 //     a 126-byte ping, a message flood. Each must end in a close (its code
