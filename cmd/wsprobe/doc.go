@@ -42,9 +42,12 @@
 // a check that holds.
 //
 // Safety: wsprobe refuses a target whose host resolves to anything but
-// loopback addresses unless -i-own-this-target is given. Every flood is
-// bounded in count (-flood-count, -max-sockets), bytes (-max-message,
-// -slow-read-bytes) and time (-budget).
+// loopback addresses unless -i-own-this-target is given. It resolves the
+// host again for every connection and connects to the address it checked,
+// so a DNS answer that changes during the run cannot move it elsewhere.
+// (The -jwks document is fetched with one ordinary GET, not held to this
+// rule.) Every flood is bounded in count (-flood-count, -max-sockets),
+// bytes (-max-message, -slow-read-bytes) and time (-budget).
 //
 // # Flags
 //

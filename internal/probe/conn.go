@@ -116,7 +116,7 @@ func (p *prober) handshake(ctx context.Context, s dialSpec) (*wsConn, error) {
 	if s.rcvBuf > 0 {
 		d.Control = smallBuffers(s.rcvBuf)
 	}
-	nc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	nc, err := p.dial(ctx, &d, host, port)
 	if err != nil {
 		return nil, err
 	}

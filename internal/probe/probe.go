@@ -6,7 +6,8 @@
 // Every check sends real traffic and decides from what comes back. Every
 // flood is bounded in count, bytes and time, and Run refuses a target that
 // does not resolve to loopback addresses only unless Config.OwnTarget is
-// set.
+// set; every connection to the target resolves and checks again and dials
+// the checked address.
 package probe
 
 import (
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -119,6 +121,10 @@ type Config struct {
 	// Skip names groups not to run ("transport", "origin", "token",
 	// "forwarding", "messages", "lifetime").
 	Skip []string
+
+	// lookup resolves a host name for the loopback guard and its dials;
+	// nil is net.DefaultResolver. Tests replace it.
+	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
 func (c *Config) tokenPlace() (kind, name string) {
@@ -218,24 +224,71 @@ func validate(cfg Config) (*prober, error) {
 }
 
 // checkLoopback resolves every host the probe sends traffic to and
-// requires each address to be loopback.
+// requires each address to be loopback, so that Run refuses before any
+// traffic. Each dial checks again (see dial).
 func (p *prober) checkLoopback(ctx context.Context) error {
 	hosts := []string{p.url.Hostname()}
 	if p.plain != nil {
 		hosts = append(hosts, p.plain.Hostname())
 	}
 	for _, h := range hosts {
-		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", h)
-		if err != nil {
-			return fmt.Errorf("wsprobe: resolving %s: %w", h, err)
-		}
-		for _, a := range addrs {
-			if !a.Unmap().IsLoopback() {
-				return fmt.Errorf("%w (%s is %s)", ErrNotLoopback, h, a)
-			}
+		if _, err := p.loopbackAddrs(ctx, h); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// loopbackAddrs resolves host and returns its addresses when every one
+// is loopback.
+func (p *prober) loopbackAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
+	lookup := p.cfg.lookup
+	if lookup == nil {
+		lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	addrs, err := lookup(ctx, host)
+	if err != nil {
+		return nil, fmt.Errorf("wsprobe: resolving %s: %w", host, err)
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("wsprobe: resolving %s: no address", host)
+	}
+	for _, a := range addrs {
+		if !a.Unmap().IsLoopback() {
+			return nil, fmt.Errorf("%w (%s is %s)", ErrNotLoopback, host, a)
+		}
+	}
+	return addrs, nil
+}
+
+// dial connects to host:port with d. Every connection the probe makes to
+// the endpoint goes through here. Unless OwnTarget is set it resolves host
+// itself, refuses unless every address is loopback, and dials the checked
+// addresses, so a name whose DNS answer changes after checkLoopback (or
+// between two dials) cannot move the probe off loopback. TLS still names
+// host (SNI) and the request its Host, as the callers set them.
+func (p *prober) dial(ctx context.Context, d *net.Dialer, host, port string) (net.Conn, error) {
+	if p.cfg.OwnTarget {
+		return d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	}
+	addrs, err := p.loopbackAddrs(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, a := range addrs {
+		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(a.Unmap().String(), port))
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
 }
 
 func (p *prober) skip(group string) bool {
@@ -266,7 +319,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	c, err := p.attempt(ctx, p.legit())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errBaseline, err)
+		return nil, fmt.Errorf("%w: %w", errBaseline, err)
 	}
 	c.Close()
 	if !c.upgraded() {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gorilla/websocket"
@@ -48,6 +51,107 @@ func TestNotLoopback_Refused(t *testing.T) {
 	// Run refuses before any traffic.
 	if _, err := Run(context.Background(), Config{URL: "ws://192.0.2.1/ws"}); !errors.Is(err, ErrNotLoopback) {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// rebinder answers the first honest lookups with 127.0.0.1 and every
+// later one with 192.0.2.1 (TEST-NET-1): a name whose DNS answer turns to
+// someone else's address after the probe's loopback check, the DNS
+// rebinding trick.
+type rebinder struct {
+	honest int32
+	calls  atomic.Int32
+}
+
+func (r *rebinder) lookup(_ context.Context, host string) ([]netip.Addr, error) {
+	if host != "localhost" {
+		return nil, errors.New("rebinder answers only localhost")
+	}
+	if r.calls.Add(1) <= r.honest {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	return []netip.Addr{netip.MustParseAddr("192.0.2.1")}, nil
+}
+
+// countConns starts srv counting the connections it accepts.
+func countConns(srv *httptest.Server, tlsCfg *tls.Config) *atomic.Int32 {
+	var n atomic.Int32
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			n.Add(1)
+		}
+	}
+	if tlsCfg != nil {
+		srv.TLS = tlsCfg
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	return &n
+}
+
+// TestDNSRebinding_AfterTheCheck: the name resolves to loopback for the
+// check and elsewhere for the dial that follows; the dial is refused
+// (ErrNotLoopback) and nothing reaches either address. The probe
+// connects from 127.0.0.1, so that even a broken guard could not send a
+// packet off the machine (the kernel refuses that route).
+func TestDNSRebinding_AfterTheCheck(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	conns := countConns(srv, nil)
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	rb := &rebinder{honest: 1}
+	_, err := Run(context.Background(), Config{URL: "ws://localhost:" + port + "/ws", Source: "127.0.0.1", lookup: rb.lookup})
+	if !errors.Is(err, ErrNotLoopback) {
+		t.Fatalf("Run: %v, want ErrNotLoopback", err)
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("the loopback server saw %d connections, want 0", n)
+	}
+}
+
+// TestDNSRebinding_BetweenDials: the name turns after the check and the
+// first (legitimate) handshake. Every later dial is refused: the raw
+// frame sockets of the message checks and the TLS scans report n/a with
+// ErrNotLoopback, and the server saw the first connection only.
+func TestDNSRebinding_BetweenDials(t *testing.T) {
+	var wg sync.WaitGroup
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		defer wg.Done()
+		defer c.Close()
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	conns := countConns(srv, &tls.Config{MinVersion: tls.VersionTLS12})
+	t.Cleanup(func() { srv.Close(); wg.Wait() })
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	rb := &rebinder{honest: 2} // checkLoopback, then the legitimate handshake
+	r, err := Run(context.Background(), Config{
+		URL: "wss://localhost:" + port + "/ws", Origin: "https://localhost:" + port,
+		Source: "127.0.0.1", InsecureSkipVerify: true, lookup: rb.lookup,
+		Skip: []string{"origin", "token", "forwarding", "lifetime"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ group, check string }{
+		{"transport", "tls-version"}, {"transport", "tls-cbc-sha1"}, {"messages", "-"},
+	} {
+		f, ok := r.Find(c.group, c.check)
+		if !ok || f.Verdict != NA || !strings.Contains(f.Evidence, "(localhost is 192.0.2.1)") {
+			t.Errorf("%s/%s: %+v (found %v), want n/a: not loopback", c.group, c.check, f, ok)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("the server saw %d connections, want the first handshake's only", n)
 	}
 }
 

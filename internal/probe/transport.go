@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"slices"
@@ -111,55 +112,93 @@ func (p *prober) tlsChecks(ctx context.Context, g string) {
 	if port == "" {
 		port = "443"
 	}
-	addr := net.JoinHostPort(host, port)
 	try := func(cfg *tls.Config) (*tls.ConnectionState, error) {
-		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: p.remaining(10 * time.Second)}, Config: cfg}
+		ctx, cancel := context.WithTimeout(ctx, p.remaining(10*time.Second))
+		defer cancel()
+		d := &net.Dialer{}
 		if p.cfg.Source != "" {
-			d.NetDialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(p.cfg.Source)}
+			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(p.cfg.Source)}
 		}
-		c, err := d.DialContext(ctx, "tcp", addr)
+		nc, err := p.dial(ctx, d, host, port)
 		if err != nil {
+			return nil, noConn{err}
+		}
+		c := tls.Client(nc, cfg)
+		defer c.Close()
+		if err := c.HandshakeContext(ctx); err != nil {
 			return nil, err
 		}
-		defer c.Close()
-		st := c.(*tls.Conn).ConnectionState()
+		st := c.ConnectionState()
 		return &st, nil
 	}
 
+	// A handshake the server fails is a refusal; no connection, or the
+	// budget ending, says nothing about what it accepts.
+	inconclusive := func(err error) bool {
+		var nc noConn
+		return errors.As(err, &nc) || ctx.Err() != nil
+	}
+
 	var old []string
+	var scanErr error
 	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11} {
 		st, err := try(&tls.Config{ServerName: host, InsecureSkipVerify: true, MinVersion: v, MaxVersion: v}) //nolint:gosec // a scan of what the server accepts
-		if err == nil && st.Version == v {
+		switch {
+		case err == nil && st.Version == v:
 			old = append(old, tls.VersionName(v))
+		case err != nil && inconclusive(err):
+			scanErr = err
 		}
 	}
 	if len(old) > 0 {
 		p.add(g, "tls-version", Fail, "the server completes handshakes with %s", strings.Join(old, " and "))
 	} else {
 		st, err := try(&tls.Config{ServerName: host, InsecureSkipVerify: true}) //nolint:gosec
-		if err != nil {
+		switch {
+		case err != nil:
 			p.add(g, "tls-version", NA, "no TLS handshake: %v", err)
-		} else {
+		case scanErr != nil:
+			p.add(g, "tls-version", NA, "TLS 1.0 or 1.1 not tried: %v", scanErr)
+		default:
 			p.add(g, "tls-version", Pass, "TLS 1.0 and 1.1 refused; negotiated %s with %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
 		}
 	}
 
 	var weak []string
+	var refusal error
+	scanErr = nil
 	offer := append([]uint16(nil), cbcSHA1...)
 	for len(offer) > 0 && ctx.Err() == nil {
 		st, err := try(&tls.Config{ServerName: host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12, CipherSuites: offer}) //nolint:gosec
 		if err != nil {
+			if inconclusive(err) {
+				scanErr = err
+			} else {
+				refusal = err
+			}
 			break
 		}
 		weak = append(weak, tls.CipherSuiteName(st.CipherSuite))
 		offer = remove(offer, st.CipherSuite)
 	}
-	if len(weak) > 0 {
+	switch {
+	case len(weak) > 0:
 		p.add(g, "tls-cbc-sha1", Fail, "the server accepts %s", strings.Join(weak, ", "))
-	} else {
+	case refusal == nil:
+		if scanErr == nil {
+			scanErr = ctx.Err()
+		}
+		p.add(g, "tls-cbc-sha1", NA, "no answer to the CBC-SHA1 offer: %v", scanErr)
+	default:
 		p.add(g, "tls-cbc-sha1", Pass, "every CBC-SHA1 and 3DES suite refused (%d offered)", len(cbcSHA1))
 	}
 }
+
+// noConn is a TLS scan attempt that got no connection.
+type noConn struct{ err error }
+
+func (e noConn) Error() string { return e.err.Error() }
+func (e noConn) Unwrap() error { return e.err }
 
 func remove(s []uint16, v uint16) []uint16 {
 	out := s[:0]
