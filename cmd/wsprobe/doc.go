@@ -47,7 +47,9 @@
 // so a DNS answer that changes during the run cannot move it elsewhere.
 // (The -jwks document is fetched with one ordinary GET, not held to this
 // rule.) Every flood is bounded in count (-flood-count, -max-sockets),
-// bytes (-max-message, -slow-read-bytes) and time (-budget).
+// bytes (-max-message, -slow-read-bytes) and time (-budget). The report
+// shows the target and the -jwks URL without userinfo, query or fragment,
+// so a token or key carried in them does not reach a CI log.
 //
 // # Flags
 //

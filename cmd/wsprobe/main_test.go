@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -79,12 +80,12 @@ func gorillaEcho(t *testing.T) *httptest.Server {
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	var wg sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1) // before the upgrade: Close waits for a request only until it is hijacked
+		defer wg.Done()
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
-		wg.Add(1)
-		defer wg.Done()
 		defer c.Close()
 		for {
 			mt, m, err := c.ReadMessage()
@@ -126,12 +127,12 @@ func TestProbe_GorillaCompressionNoBombCap(t *testing.T) {
 	up := websocket.Upgrader{EnableCompression: true}
 	var wg sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1) // before the upgrade: Close waits for a request only until it is hijacked
+		defer wg.Done()
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
-		wg.Add(1)
-		defer wg.Done()
 		defer c.Close()
 		c.SetReadLimit(32 << 10)
 		for {
@@ -271,12 +272,12 @@ func (s *forwardedLimit) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.open[key]--
 		s.mu.Unlock()
 	}()
+	s.wg.Add(1) // before the upgrade: Close waits for a request only until it is hijacked
+	defer s.wg.Done()
 	c, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
-	s.wg.Add(1)
-	defer s.wg.Done()
 	defer c.Close()
 	for {
 		if _, _, err := c.ReadMessage(); err != nil {
@@ -298,6 +299,61 @@ func TestProbe_ForwardedSpoofBehindNginx(t *testing.T) {
 	want(t, r, "forwarding", "client-address", probe.Fail, "bites after 4 sockets", "12 opened with a different client-sent Forwarded on each")
 	want(t, r, "transport", "tls-version", probe.Pass)
 	want(t, r, "transport", "tls-cbc-sha1", probe.Pass)
+}
+
+// TestLeak_URLSecretsInReport: a target URL that carries a token in its
+// query and credentials in its userinfo, and a -jwks URL with an API key,
+// are shown in the report (table and JSON, which land in CI logs) without
+// userinfo, query or fragment, also inside the error of a failed JWKS
+// fetch.
+func TestLeak_URLSecretsInReport(t *testing.T) {
+	srv := gorillaEcho(t)
+	hostport := strings.TrimPrefix(srv.URL, "http://")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwksAddr := ln.Addr().String()
+	ln.Close() // nothing listens there: the fetch fails with an error naming its URL
+	enc := base64.RawURLEncoding
+	token := enc.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(`{"sub":"alice"}`)) + "." + enc.EncodeToString([]byte("not a signature"))
+	args := []string{
+		"-url", "ws://probeuser:SECRETPASS@" + hostport + "/ws?access_token=SECRETTOKEN#SECRETFRAG",
+		"-jwks", "http://jwksuser:SECRETPASS@" + jwksAddr + "/jwks.json?api_key=SECRETKEY#SECRETFRAG",
+		"-token", token, "-idle", "0", "-skip", "transport,origin,forwarding,messages,lifetime",
+	}
+	for _, mode := range []string{"table", "json"} {
+		t.Run(mode, func(t *testing.T) {
+			a := args
+			if mode == "json" {
+				a = append([]string{"-json"}, args...)
+			}
+			var out, errb bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if code := run(ctx, a, &out, &errb); code != 1 {
+				t.Fatalf("exit %d, want 1 (forged tokens upgrade on this echo); stderr %s", code, errb.String())
+			}
+			got := out.String() + errb.String()
+			var wrong []string
+			for _, secret := range []string{"SECRET", "probeuser", "jwksuser", "api_key", "#"} {
+				if strings.Contains(got, secret) {
+					wrong = append(wrong, "shows "+secret)
+				}
+			}
+			for _, shown := range []string{"ws://" + hostport + "/ws", "JWKS http://" + jwksAddr + "/jwks.json: no RSA or EC key read", `"http://` + jwksAddr + `/jwks.json"`} {
+				if mode == "json" {
+					shown = strings.ReplaceAll(shown, `"`, `\"`)
+				}
+				if !strings.Contains(got, shown) {
+					wrong = append(wrong, "lacks "+shown)
+				}
+			}
+			if len(wrong) > 0 {
+				t.Errorf("the report %s:\n%s", strings.Join(wrong, "; "), got)
+			}
+		})
+	}
 }
 
 // TestRefusesNonLoopback: without -i-own-this-target nothing is sent to

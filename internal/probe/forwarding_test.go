@@ -109,12 +109,12 @@ func (s *capServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.all--
 		s.mu.Unlock()
 	}()
+	s.wg.Add(1) // before the upgrade: Close waits for a request only until it is hijacked
+	defer s.wg.Done()
 	c, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
-	s.wg.Add(1)
-	defer s.wg.Done()
 	defer c.Close()
 	for {
 		if _, _, err := c.ReadMessage(); err != nil {

@@ -85,6 +85,8 @@ type Config struct {
 	// "query:NAME".
 	TokenIn string
 	// JWKS is the endpoint's JWKS URL, for the HS256-with-public-key check.
+	// The report shows it, like URL (Report.Target), without userinfo,
+	// query or fragment.
 	JWKS string
 	// Subprotocols are offered on every handshake.
 	Subprotocols []string
@@ -164,7 +166,7 @@ func validate(cfg Config) (*prober, error) {
 	var errs []error
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("%w: -url must be ws:// or wss:// with a host, got %q", ErrConfig, cfg.URL))
+		errs = append(errs, fmt.Errorf("%w: -url must be ws:// or wss:// with a host, got %q", ErrConfig, shownRawURL(cfg.URL)))
 	}
 	if cfg.Message == "" {
 		cfg.Message = `{"action":"ping","id":"wsprobe"}`
@@ -209,7 +211,7 @@ func validate(cfg Config) (*prober, error) {
 	case cfg.PlainURL != "":
 		pu, err := url.Parse(cfg.PlainURL)
 		if err != nil || pu.Scheme != "ws" || pu.Host == "" {
-			return nil, fmt.Errorf("%w: -plain-url must be ws:// with a host, got %q", ErrConfig, cfg.PlainURL)
+			return nil, fmt.Errorf("%w: -plain-url must be ws:// with a host, got %q", ErrConfig, shownRawURL(cfg.PlainURL))
 		}
 		p.plain = pu
 	case u.Scheme == "wss" && (u.Port() == "" || u.Port() == "443"):
@@ -356,7 +358,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	wg.Wait()
 
-	r := &Report{Target: p.url.Redacted(), Findings: p.sorted()}
+	r := &Report{Target: shownURL(p.url), Findings: p.sorted()}
 	for _, f := range r.Findings {
 		switch f.Verdict {
 		case Pass:

@@ -117,12 +117,12 @@ func TestDNSRebinding_AfterTheCheck(t *testing.T) {
 func TestDNSRebinding_BetweenDials(t *testing.T) {
 	var wg sync.WaitGroup
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1) // before the upgrade: Close waits for a request only until it is hijacked
+		defer wg.Done()
 		c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
-		wg.Add(1)
-		defer wg.Done()
 		defer c.Close()
 		for {
 			if _, _, err := c.ReadMessage(); err != nil {
@@ -183,12 +183,12 @@ func TestOriginCases(t *testing.T) {
 func echoTLS(t *testing.T, cfg *tls.Config) *httptest.Server {
 	var wg sync.WaitGroup
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1) // before the upgrade: Close waits for a request only until it is hijacked
+		defer wg.Done()
 		c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
-		wg.Add(1)
-		defer wg.Done()
 		defer c.Close()
 		for {
 			if _, _, err := c.ReadMessage(); err != nil {

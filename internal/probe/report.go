@@ -4,8 +4,29 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"text/tabwriter"
 )
+
+// shownURL is u as a report or an error shows it: without userinfo, query
+// or fragment, which can carry credentials (?access_token=, an API key in
+// a JWKS URL) and reports land in CI logs.
+func shownURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	c.RawQuery, c.ForceQuery = "", false
+	c.Fragment, c.RawFragment = "", ""
+	return c.String()
+}
+
+// shownRawURL is shownURL of s, or a placeholder when s does not parse.
+func shownRawURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	return shownURL(u)
+}
 
 // WriteTable writes the report for people: one row a check.
 func (r *Report) WriteTable(w io.Writer) error {

@@ -20,6 +20,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -410,7 +411,7 @@ func (p *prober) forgedTokens(ctx context.Context, g string, j jwtParts) {
 	if p.cfg.JWKS != "" {
 		pubKeys, err = p.fetchJWKS(ctx)
 		if err != nil || len(pubKeys) == 0 {
-			p.add(g, "hs256-public-key", NA, "JWKS %s: no RSA or EC key read (%v)", p.cfg.JWKS, err)
+			p.add(g, "hs256-public-key", NA, "JWKS %s: no RSA or EC key read (%v)", shownRawURL(p.cfg.JWKS), err)
 		}
 	} else {
 		p.add(g, "hs256-public-key", NA, "no -jwks given")
@@ -476,12 +477,18 @@ func (p *prober) fetchJWKS(ctx context.Context) ([]publicKeyForm, error) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.cfg.JWKS, nil)
 	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			ue.URL = shownRawURL(ue.URL)
+		}
 		return nil, err
 	}
 	tr := &http.Transport{TLSClientConfig: p.tlsConfig(req.URL.Hostname())}
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			ue.URL = shownURL(req.URL)
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()

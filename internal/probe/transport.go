@@ -46,19 +46,19 @@ func (p *prober) plainChecks(ctx context.Context, g string) {
 	for _, o := range origins {
 		c, err := try(o, nil)
 		if err != nil {
-			p.add(g, "plain-ws", NA, "%s: %v", p.plain.Redacted(), err)
+			p.add(g, "plain-ws", NA, "%s: %v", shownURL(p.plain), err)
 			return
 		}
 		c.Close()
 		if c.upgraded() {
-			p.add(g, "plain-ws", Fail, "%s upgraded in clear text (Origin %s): tokens and messages travel unencrypted", p.plain.Redacted(), o)
+			p.add(g, "plain-ws", Fail, "%s upgraded in clear text (Origin %s): tokens and messages travel unencrypted", shownURL(p.plain), o)
 			return
 		}
 		if st := c.statusText(); !slices.Contains(refused, st) {
 			refused = append(refused, st)
 		}
 	}
-	p.add(g, "plain-ws", Pass, "%s refused: %s", p.plain.Redacted(), strings.Join(refused, ", "))
+	p.add(g, "plain-ws", Pass, "%s refused: %s", shownURL(p.plain), strings.Join(refused, ", "))
 
 	spoofs := []http.Header{
 		{"X-Forwarded-Proto": {"https"}},
