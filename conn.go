@@ -2,7 +2,9 @@ package wssec
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,12 +13,14 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 	"unsafe"
 
 	"github.com/gorilla/websocket"
 	"github.com/wssec/wssec/internal/envelope"
+	"github.com/wssec/wssec/internal/nbwrite"
 )
 
 // Close codes wssec sends (RFC 6455 §7.4.1).
@@ -54,54 +58,85 @@ func (e *CloseError) Unwrap() error { return ErrClosed }
 const closeGrace = time.Second
 
 // Conn is a secured WebSocket connection. ReadMessage returns only
-// messages that passed every guard; Send queues JSON for the single writer
-// goroutine the Conn owns. ReadMessage must be called from one goroutine at
-// a time (it serialises concurrent callers); Send and Close are safe from
-// any number of goroutines.
+// messages that passed every guard. Every frame the server sends (Send,
+// error frames, pongs, pings, the close frame) goes through one write
+// owner: a frame is written on the caller's goroutine when nothing is
+// queued and nobody is writing, with a write that never waits for the
+// client; what the socket cannot take at once is queued and written by a
+// drainer goroutine that exists only while frames are queued. An idle
+// Conn has no goroutine of its own: pings, the idle timeout, the maximum
+// age and the token's expiry run from one timer. ReadMessage must be
+// called from one goroutine at a time (it serialises concurrent callers);
+// Send and Close are safe from any number of goroutines.
 type Conn struct {
 	g      *Guard
 	ws     *websocket.Conn
 	hs     *handshake
 	ctx    context.Context
 	cancel context.CancelFunc
-	opened time.Time
+	opened time.Time // g.now() at the upgrade, for the closed event
+	born   time.Time // time.Now() at the upgrade: the timers' origin
 
 	principal atomic.Pointer[Principal]
 
-	send chan []byte   // bounded queue drained by the writer
-	done chan struct{} // closed by Close
-	gone chan struct{} // closed when the writer finished and the socket is closed
+	nc  net.Conn        // the hijacked socket, under gorilla's reasonConn
+	raw syscall.RawConn // its non-blocking write path; nil: every frame goes through a drainer
 
-	deadline chan time.Time // a re-authentication's new expiry, for the writer
+	done chan struct{} // closed by Close
+	gone chan struct{} // closed when the teardown finished and the socket is closed
 
 	closeOnce sync.Once
 	closeErr  atomic.Pointer[CloseError]
 
-	readMu  sync.Mutex // one reader at a time; guards the fields below
-	buf     []byte     // reused read buffer, while small
+	// The write owner. wmu is held only to look at or change these
+	// fields, never across a write that can wait.
+	wmu       sync.Mutex
+	wbusy     bool          // a goroutine owns the socket for writing (a caller, the drainer or the teardown)
+	wq        [][]byte      // frames waiting, in order; wbusy whenever non-empty; allocated when first needed
+	wstop     bool          // the teardown started: no frame is accepted any more
+	wclosing  time.Time     // set by the teardown: the drainer's deadline from then on
+	wfailed   bool          // a write failed: nothing more is written
+	closeSent bool          // a close frame was accepted (wssec's or gorilla's)
+	widle     chan struct{} // closed when wbusy clears, for a teardown that waits
+
+	// One timer per connection runs pings, the maximum age and the
+	// token's expiry warning and close; the deadlines are offsets from
+	// born, 0 when unset. tmu guards them.
+	tmu      sync.Mutex
+	timer    *time.Timer
+	tstopped bool
+	nextPing time.Duration
+	ageAt    time.Duration
+	warnAt   time.Duration
+	expireAt time.Duration
+
+	// readSem is the read lock (a channel, so the teardown can wait for
+	// a reader with a bound). The fields below belong to its holder;
+	// gorilla runs onPing inside NextReader, so onPing holds it too.
+	readSem chan struct{}
+	buf     []byte // reused read buffer, while small
 	env     envelope.Envelope
 	probe   envelope.Envelope // the id and action salvaged from a refused message
-	tat     int64             // message-rate state (GCRA)
-	limited int               // rate-limited messages since the last accepted one
-	pingTat atomic.Int64
-	denials atomic.Int64 // refused messages (Deny may run on any goroutine)
+	tat     int64             // message-rate state (GCRA) of data frames
+	pingTat int64             // message-rate state (GCRA) of pings
+	limited int               // rate-limited messages and pings since the last accepted message
+	denials atomic.Int64      // refused messages (Deny may run on any goroutine)
 }
 
 func (g *Guard) newConn(ws *websocket.Conn, hs *handshake) *Conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	ctx = context.WithValue(ctx, principalKey{}, hs.principal)
 	c := &Conn{
-		g:      g,
-		ws:     ws,
-		hs:     hs,
-		ctx:    ctx,
-		cancel: cancel,
-		opened: g.now(),
-		send:   make(chan []byte, g.cfg.sendQueue),
-		done:   make(chan struct{}),
-		gone:   make(chan struct{}),
-
-		deadline: make(chan time.Time, 1),
+		g:       g,
+		ws:      ws,
+		hs:      hs,
+		ctx:     ctx,
+		cancel:  cancel,
+		opened:  g.now(),
+		born:    time.Now(),
+		done:    make(chan struct{}),
+		gone:    make(chan struct{}),
+		readSem: make(chan struct{}, 1),
 	}
 	c.principal.Store(hs.principal)
 	g.mu.Lock()
@@ -116,6 +151,15 @@ func (g *Guard) newConn(ws *websocket.Conn, hs *handshake) *Conn {
 	g.wg.Add(1)
 	g.mu.Unlock()
 
+	// From here on gorilla's own writes (its close frames) go through
+	// the write owner too.
+	c.nc = ws.NetConn()
+	if rc, ok := c.nc.(*reasonConn); ok {
+		c.nc = rc.Conn
+		rc.c = c
+	}
+	c.raw = nbwrite.Raw(c.nc)
+
 	// The wire limit stops a frame whose header declares too much before
 	// any of it is read (gorilla's close frame then gets its reason from
 	// reasonConn); the bounded reader in ReadMessage also caps the
@@ -125,7 +169,7 @@ func (g *Guard) newConn(ws *websocket.Conn, hs *handshake) *Conn {
 		return ws.SetReadDeadline(time.Now().Add(g.cfg.idleTimeout))
 	})
 	ws.SetPingHandler(c.onPing)
-	go c.writer()
+	c.startTimer()
 	return c
 }
 
@@ -146,11 +190,10 @@ func (c *Conn) RemoteIP() string { return c.hs.ip.String() }
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // onPing answers a client ping with a pong, but counts pings against the
-// message rate so a ping flood cannot buy free work.
+// message rate so a ping flood cannot buy free work. gorilla calls it
+// inside NextReader, so it runs under the read lock.
 func (c *Conn) onPing(data string) error {
-	tat := c.pingTat.Load()
-	ok, _ := c.g.lim.msgRate.Allow(&tat, c.g.now().UnixNano())
-	c.pingTat.Store(tat) // the reader goroutine is the only writer
+	ok, _ := c.g.lim.msgRate.Allow(&c.pingTat, c.g.now().UnixNano())
 	if !ok {
 		c.limited++
 		if c.limited >= c.g.cfg.denialLimit {
@@ -159,14 +202,7 @@ func (c *Conn) onPing(data string) error {
 		}
 		return nil
 	}
-	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.g.cfg.writeTimeout))
-	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return nil
-		}
-		return err
-	}
+	_ = c.out(controlFrame(websocket.PongMessage, []byte(data)), false)
 	return nil
 }
 
@@ -180,8 +216,8 @@ func (c *Conn) onPing(data string) error {
 // abandoned": a read cannot be abandoned half way). A ctx that has already
 // ended returns ctx.Err() at once and leaves the connection open.
 func (c *Conn) ReadMessage(ctx context.Context) (*Message, error) {
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
+	c.readSem <- struct{}{}
+	defer func() { <-c.readSem }()
 	// A closed connection reports its close even when ctx (typically
 	// Context(), cancelled by the teardown) has ended too.
 	if err := c.closedErr(); err != nil {
@@ -572,9 +608,13 @@ func (c *Conn) closedErr() error {
 	return nil
 }
 
-// Send marshals v to JSON once and queues it for the writer. It never
-// blocks on the network: when the queue is full the client is too slow,
-// and the connection is closed with 1013.
+// Send marshals v to JSON and sends it as one text frame. It never
+// blocks on the network: the frame is written at once when the socket
+// takes it, and otherwise queued in order behind what is already waiting.
+// When the queue is full (WithSendQueue), or a queued frame cannot be
+// written within the write timeout (WithWriteTimeout), the client is too
+// slow and the connection is closed with 1013; Send then returns the
+// *CloseError.
 func (c *Conn) Send(ctx context.Context, v any) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -582,44 +622,398 @@ func (c *Conn) Send(ctx context.Context, v any) error {
 	if err := c.closedErr(); err != nil {
 		return err
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	fb := framePool.Get().(*frameBuf)
+	fb.b.Reset()
+	fb.b.Write(headerRoom[:])
+	if err := fb.enc.Encode(v); err != nil {
+		framePool.Put(fb)
 		return fmt.Errorf("wssec: send: %w", err)
 	}
-	if !c.enqueue(b) {
-		if ce := c.closedErr(); ce != nil {
-			return ce
-		}
-		return ErrSlowConsumer
+	b := fb.b.Bytes()
+	b = b[:len(b)-1] // the Encoder's newline
+	err := c.out(frameInPlace(b, websocket.TextMessage), true)
+	if fb.b.Cap() <= maxPooledFrame {
+		framePool.Put(fb)
 	}
-	return nil
+	return err
 }
 
-// enqueue queues a frame without blocking; a full queue closes the
-// connection with 1013.
-func (c *Conn) enqueue(b []byte) bool {
-	select {
-	case <-c.done:
-		return false
+// frameBuf is a pooled buffer and the JSON encoder writing into it.
+type frameBuf struct {
+	b   bytes.Buffer
+	enc *json.Encoder
+}
+
+var framePool = sync.Pool{New: func() any {
+	fb := new(frameBuf)
+	fb.enc = json.NewEncoder(&fb.b)
+	return fb
+}}
+
+// maxPooledFrame is the largest frame buffer kept for reuse.
+const maxPooledFrame = 64 << 10
+
+// headerRoom is the space a frame's payload leaves in front of it for the
+// largest header (RFC 6455 §5.2: 2 bytes + 8 of extended length).
+var headerRoom [maxHeader]byte
+
+const maxHeader = 10
+
+// frameInPlace writes the header of an unmasked final frame of type op in
+// front of b[maxHeader:] and returns the frame, a suffix of b.
+func frameInPlace(b []byte, op int) []byte {
+	n := len(b) - maxHeader
+	var f []byte
+	switch {
+	case n < 126:
+		f = b[maxHeader-2:]
+		f[1] = byte(n)
+	case n <= 0xffff:
+		f = b[maxHeader-4:]
+		f[1] = 126
+		binary.BigEndian.PutUint16(f[2:4], uint16(n))
 	default:
+		f = b
+		f[1] = 127
+		binary.BigEndian.PutUint64(f[2:10], uint64(n))
 	}
-	select {
-	case c.send <- b:
-		return true
-	default:
-		c.g.emit(c.ctx, Event{Kind: EventMessageRefused, Reason: "slow_consumer", RemoteIP: c.hs.ip, CloseCode: CloseTryAgainLater})
-		c.closeWith(CloseTryAgainLater, "slow consumer", false)
-		return false
+	f[0] = 0x80 | byte(op)
+	return f
+}
+
+// textFrame returns payload as a text frame.
+func textFrame(payload []byte) []byte {
+	b := make([]byte, maxHeader+len(payload))
+	copy(b[maxHeader:], payload)
+	return frameInPlace(b, websocket.TextMessage)
+}
+
+// controlFrame returns a control frame (payload at most 125 bytes).
+func controlFrame(op int, payload []byte) []byte {
+	if len(payload) > 125 {
+		payload = payload[:125]
+	}
+	b := make([]byte, 2+len(payload))
+	b[0], b[1] = 0x80|byte(op), byte(len(payload))
+	copy(b[2:], payload)
+	return b
+}
+
+var pingFrame = controlFrame(websocket.PingMessage, nil)
+
+// enqueue sends an internal text frame (error frames, pong and auth
+// answers, the expiry warning); it reports whether it was accepted.
+func (c *Conn) enqueue(payload []byte) bool {
+	return c.out(textFrame(payload), false) == nil
+}
+
+// out sends one complete frame through the write owner. If nobody owns
+// the socket, the caller does: it writes without waiting, and hands
+// whatever the socket did not take at once to a drainer goroutine. If
+// somebody does, the frame joins the queue (copied when borrowed: the
+// caller reuses f). A full queue closes the connection with 1013. The
+// error is the connection's close, or ErrSlowConsumer.
+func (c *Conn) out(f []byte, borrowed bool) error {
+	c.wmu.Lock()
+	if c.wstop || c.wfailed {
+		c.wmu.Unlock()
+		return c.closedErrOr(ErrClosed)
+	}
+	if isCloseFrame(f) {
+		c.closeSent = true
+	}
+	if c.wbusy {
+		if len(c.wq) >= c.g.cfg.sendQueue {
+			c.wmu.Unlock()
+			c.slowConsumer()
+			return c.closedErrOr(ErrSlowConsumer)
+		}
+		if borrowed {
+			f = bytes.Clone(f)
+		}
+		if c.wq == nil {
+			c.wq = make([][]byte, 0, min(c.g.cfg.sendQueue, 8))
+		}
+		c.wq = append(c.wq, f)
+		c.wmu.Unlock()
+		return nil
+	}
+	c.wbusy = true
+	c.wmu.Unlock()
+	return c.writeNow(f, borrowed)
+}
+
+// writeNow runs on the goroutine that took ownership in out: it writes f,
+// then whatever was queued meanwhile, each with one write that does not
+// wait, and gives the rest to a drainer the moment the socket is full.
+func (c *Conn) writeNow(f []byte, borrowed bool) error {
+	for {
+		n, err := 0, nbwrite.ErrWouldBlock
+		if c.raw != nil {
+			n, err = nbwrite.Try(c.raw, f)
+		}
+		if err != nil && err != nbwrite.ErrWouldBlock {
+			c.wmu.Lock()
+			c.wfailed = true
+			c.wq = nil
+			c.releaseLocked()
+			c.wmu.Unlock()
+			c.writeFailed(err)
+			return c.closedErrOr(ErrClosed)
+		}
+		if n < len(f) {
+			rest := f[n:]
+			if borrowed {
+				rest = bytes.Clone(rest)
+			}
+			c.wmu.Lock()
+			c.wq = append(c.wq, nil)
+			copy(c.wq[1:], c.wq)
+			c.wq[0] = rest
+			c.wmu.Unlock()
+			go c.drain()
+			return nil
+		}
+		c.wmu.Lock()
+		if len(c.wq) == 0 {
+			c.releaseLocked()
+			c.wmu.Unlock()
+			return nil
+		}
+		f, borrowed = c.popLocked(), false
+		c.wmu.Unlock()
 	}
 }
+
+// popLocked takes the first queued frame.
+func (c *Conn) popLocked() []byte {
+	f := c.wq[0]
+	c.wq[0] = nil
+	c.wq = c.wq[1:]
+	if len(c.wq) == 0 {
+		c.wq = nil // an idle socket holds no queue
+	}
+	return f
+}
+
+// releaseLocked gives up the ownership of the socket.
+func (c *Conn) releaseLocked() {
+	c.wbusy = false
+	if c.widle != nil {
+		close(c.widle)
+		c.widle = nil
+	}
+}
+
+// drain owns the socket until the queue is empty, writing each frame with
+// the write timeout as its deadline (the close's deadline once the
+// teardown started). It runs on a goroutine of its own, started by
+// writeNow, or on the teardown's.
+func (c *Conn) drain() {
+	for {
+		c.wmu.Lock()
+		if len(c.wq) == 0 || c.wfailed {
+			c.wq = nil
+			if c.wclosing.IsZero() {
+				// The next owner writes without a deadline, and a past
+				// one would make its non-blocking write fail.
+				_ = c.nc.SetWriteDeadline(time.Time{})
+			}
+			c.releaseLocked()
+			c.wmu.Unlock()
+			return
+		}
+		f := c.popLocked()
+		// The deadline is set under wmu, so the teardown's (set under
+		// wmu too) is never overwritten by a longer one.
+		dl := c.wclosing
+		if dl.IsZero() {
+			dl = time.Now().Add(c.g.cfg.writeTimeout)
+		}
+		err := c.nc.SetWriteDeadline(dl)
+		c.wmu.Unlock()
+		if err == nil {
+			_, err = c.nc.Write(f)
+		}
+		if err != nil {
+			c.wmu.Lock()
+			c.wfailed = true
+			c.wmu.Unlock()
+			c.writeFailed(err)
+		}
+	}
+}
+
+// writeFailed closes the connection after a failed write: with 1013 when
+// the client did not take a frame within the write timeout, otherwise as
+// a lost connection. During the teardown it changes nothing.
+func (c *Conn) writeFailed(err error) {
+	if c.closedErr() != nil {
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.slowConsumer()
+		return
+	}
+	c.closeWith(websocket.CloseAbnormalClosure, "write failed", false)
+}
+
+// slowConsumer closes the connection with 1013 and logs it, once.
+func (c *Conn) slowConsumer() {
+	if c.closedErr() != nil {
+		return
+	}
+	c.g.emit(c.ctx, Event{Kind: EventMessageRefused, Reason: "slow_consumer", RemoteIP: c.hs.ip, CloseCode: CloseTryAgainLater})
+	c.closeWith(CloseTryAgainLater, "slow consumer", false)
+}
+
+func (c *Conn) closedErrOr(err error) error {
+	if ce := c.closeErr.Load(); ce != nil {
+		return ce
+	}
+	return err
+}
+
+// isCloseFrame reports whether f starts a close frame.
+func isCloseFrame(f []byte) bool {
+	return len(f) > 0 && f[0]&0x0f == websocket.CloseMessage
+}
+
+// startTimer arms the connection's one timer: pings, maximum age, and the
+// token's expiry warning and close.
+func (c *Conn) startTimer() {
+	g := c.g
+	c.tmu.Lock()
+	defer c.tmu.Unlock()
+	c.nextPing = g.cfg.pingInterval
+	c.ageAt = g.cfg.maxConnAge
+	if p := c.Principal(); p != nil {
+		c.setExpiryLocked(p.ExpiresAt)
+	}
+	c.timer = time.AfterFunc(c.nextDueLocked(), c.onTimer)
+}
+
+// setExpiryLocked places the expiry warning and close for exp (none for a
+// zero exp), measured on the Guard's clock.
+func (c *Conn) setExpiryLocked(exp time.Time) {
+	c.warnAt, c.expireAt = 0, 0
+	if exp.IsZero() {
+		return
+	}
+	g := c.g
+	now := time.Since(c.born)
+	c.expireAt = max(now+exp.Add(g.cfg.clockSkew).Sub(g.now()), 1)
+	if w := g.cfg.expiryWarning; w > 0 {
+		c.warnAt = max(now+exp.Add(-w).Sub(g.now()), 1)
+	}
+}
+
+// rearm moves the token deadline after a re-authentication.
+func (c *Conn) rearm(exp time.Time) {
+	c.tmu.Lock()
+	defer c.tmu.Unlock()
+	if c.tstopped {
+		return
+	}
+	c.setExpiryLocked(exp)
+	c.timer.Reset(c.nextDueLocked())
+}
+
+// nextDueLocked returns how long until the earliest deadline.
+func (c *Conn) nextDueLocked() time.Duration {
+	next := min(c.nextPing, c.ageAt)
+	for _, d := range [...]time.Duration{c.warnAt, c.expireAt} {
+		if d > 0 && d < next {
+			next = d
+		}
+	}
+	return max(next-time.Since(c.born), 0)
+}
+
+// onTimer runs on the timer's own goroutine, for as long as it takes.
+func (c *Conn) onTimer() {
+	g := c.g
+	c.tmu.Lock()
+	if c.tstopped {
+		c.tmu.Unlock()
+		return
+	}
+	now := time.Since(c.born)
+	age := c.ageAt <= now
+	expire := c.expireAt > 0 && c.expireAt <= now
+	warn := c.warnAt > 0 && c.warnAt <= now
+	ping := c.nextPing <= now
+	if expire {
+		c.expireAt = 0
+	}
+	if warn {
+		c.warnAt = 0
+	}
+	if ping {
+		c.nextPing = now + g.cfg.pingInterval
+	}
+	if !age && !expire {
+		c.timer.Reset(c.nextDueLocked())
+	}
+	c.tmu.Unlock()
+	if ping {
+		_ = c.out(pingFrame, false)
+	}
+	if warn {
+		if p := c.Principal(); p != nil {
+			c.enqueue(expiringFrame(p.ExpiresAt.Sub(g.now())))
+		}
+	}
+	if expire {
+		ev := Event{Kind: EventMessageRefused, Reason: "token_expired", RemoteIP: c.hs.ip, CloseCode: ClosePolicy}
+		if p := c.Principal(); p != nil {
+			ev.Subject = p.Subject
+		}
+		g.emit(c.ctx, ev)
+		c.closeWith(ClosePolicy, "token expired", false)
+	}
+	if age {
+		c.closeWith(ClosePolicy, "maximum connection age", false)
+	}
+}
+
+func (c *Conn) stopTimer() {
+	c.tmu.Lock()
+	c.tstopped = true
+	c.timer.Stop()
+	c.tmu.Unlock()
+}
+
+// ErrInvalidCloseCode is returned by Close for a code a server may not
+// send (RFC 6455 §7.4: 1004–1006, 1015, and anything outside 1000–4999).
+var ErrInvalidCloseCode = errors.New("wssec: close code may not be sent; closed with 1000")
 
 // Close closes the connection with code and reason (truncated to the 123
 // bytes a close frame holds). It is idempotent and safe to call
 // concurrently with every other method; it does not wait for the close
-// frame to be written.
+// frame to be written (Wait does). It returns nil once the connection is
+// closing, whether this call or an earlier one closed it, and
+// ErrInvalidCloseCode for a code a server may not send; the connection is
+// then closed with 1000.
 func (c *Conn) Close(code int, reason string) error {
+	if !sendableCode(code) {
+		c.closeWith(CloseNormal, reason, false)
+		return fmt.Errorf("%w: %d", ErrInvalidCloseCode, code)
+	}
 	c.closeWith(code, reason, false)
 	return nil
+}
+
+// sendableCode reports whether a server may send code in a close frame.
+func sendableCode(code int) bool {
+	switch {
+	case code >= 3000 && code <= 4999:
+		return true
+	case code < 1000 || code > 1014:
+		return false
+	}
+	return code != 1004 && code != websocket.CloseNoStatusReceived && code != websocket.CloseAbnormalClosure
 }
 
 func (c *Conn) closeWith(code int, reason string, remote bool) {
@@ -632,97 +1026,59 @@ func (c *Conn) closeWith(code int, reason string, remote bool) {
 	c.closeWithErr(&CloseError{Code: code, Reason: reason, Remote: remote})
 }
 
-// closeWithErr records ce as the connection's close, if it is the first.
+// closeWithErr records ce as the connection's close, if it is the first,
+// and starts the teardown.
 func (c *Conn) closeWithErr(ce *CloseError) {
 	c.closeOnce.Do(func() {
 		c.closeErr.Store(ce)
 		close(c.done)
-		// Unblock a writer stuck on a peer that does not read.
-		_ = c.ws.NetConn().SetWriteDeadline(time.Now().Add(closeGrace))
+		go c.teardown()
 	})
 }
 
-// writer is the only goroutine that writes data frames. It also pings,
-// enforces the maximum connection age and the token's expiry, and tears
-// the connection down.
-func (c *Conn) writer() {
-	g := c.g
-	var pending []byte // a frame taken from the queue after the close
-	defer func() { c.teardown(pending) }()
-	ping := time.NewTicker(g.cfg.pingInterval)
-	defer ping.Stop()
-	age := time.NewTimer(g.cfg.maxConnAge)
-	defer age.Stop()
-	var exp expiryTimers
-	defer exp.stop()
-	if p := c.Principal(); p != nil {
-		exp.set(g, p.ExpiresAt)
-	}
-	for {
-		select {
-		case b := <-c.send:
-			select {
-			case <-c.done:
-				// Closed meanwhile: the teardown flushes b within the
-				// close's grace period rather than the write timeout.
-				pending = b
-				return
-			default:
-			}
-			if err := c.write(b); err != nil {
-				c.closeWith(websocket.CloseAbnormalClosure, "write failed", false)
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(g.cfg.writeTimeout)); err != nil {
-				c.closeWith(websocket.CloseAbnormalClosure, "ping failed", false)
-			}
-		case <-age.C:
-			c.closeWith(ClosePolicy, "maximum connection age", false)
-		case t := <-c.deadline: // re-authenticated
-			exp.set(g, t)
-		case <-exp.warnC():
-			if p := c.Principal(); p != nil {
-				c.enqueue(expiringFrame(p.ExpiresAt.Sub(g.now())))
-			}
-		case <-exp.expireC():
-			c.g.emit(c.ctx, Event{Kind: EventMessageRefused, Reason: "token_expired", RemoteIP: c.hs.ip, Subject: c.Principal().Subject, CloseCode: ClosePolicy})
-			c.closeWith(ClosePolicy, "token expired", false)
-		case <-c.done:
-			return
-		}
-	}
-}
-
-func (c *Conn) write(b []byte) error {
-	if err := c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.writeTimeout)); err != nil {
-		return err
-	}
-	return c.ws.WriteMessage(websocket.TextMessage, b)
-}
-
-// teardown runs once, on the writer goroutine, after Close. On a local
-// close it first flushes what was queued before the close (pending, then
-// the queue), so that a handler's last Sends and the error frame of the
-// refusal that ended the connection reach the client before the close
-// frame; all of it within closeGrace.
-func (c *Conn) teardown(pending []byte) {
+// teardown runs once, on a goroutine of its own, after the close. It
+// flushes what was accepted before the close (a handler's last Sends, the
+// error frame of the refusal that ended the connection), then the close
+// frame on a local close, all within closeGrace; then it closes the
+// socket, releases the slot and logs the close.
+func (c *Conn) teardown() {
 	ce := c.closeErr.Load()
-	if !ce.Remote {
-		if c.ws.SetWriteDeadline(time.Now().Add(closeGrace)) == nil {
-			c.flush(pending)
-		}
+	c.stopTimer()
+	c.wmu.Lock()
+	c.wstop = true
+	c.wclosing = time.Now().Add(closeGrace)
+	// A drainer blocked with the write timeout gives up within the grace.
+	_ = c.nc.SetWriteDeadline(c.wclosing)
+	if !ce.Remote && !c.closeSent && !c.wfailed {
 		code := ce.Code
-		if code == websocket.CloseAbnormalClosure || code == websocket.CloseNoStatusReceived || code == 0 {
+		if !sendableCode(code) {
 			code = CloseNormal
 		}
-		err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ce.Reason), time.Now().Add(closeGrace))
-		if err == nil || errors.Is(err, websocket.ErrCloseSent) { // gorilla sent the 1009 (reasonConn)
-			// Wait (within closeGrace) for the client's answer before
-			// closing: closing a socket over unread data resets the
-			// connection, and the client may then never read our close
-			// frame (a browser reports 1006 instead of 1009).
-			c.lingerForClose()
-		}
+		c.wq = append(c.wq, controlFrame(websocket.CloseMessage, websocket.FormatCloseMessage(code, ce.Reason)))
+		c.closeSent = true
+	}
+	var idle chan struct{}
+	if c.wbusy {
+		idle = make(chan struct{})
+		c.widle = idle
+	} else {
+		c.wbusy = true
+	}
+	c.wmu.Unlock()
+	if idle != nil {
+		<-idle // bounded: every write from now on has the close's deadline
+	} else {
+		c.drain()
+	}
+	c.wmu.Lock()
+	linger := !ce.Remote && c.closeSent && !c.wfailed
+	c.wmu.Unlock()
+	if linger {
+		// Wait (within closeGrace) for the client's answer before
+		// closing: closing a socket over unread data resets the
+		// connection, and the client may then never read our close
+		// frame (a browser reports 1006 instead of 1009).
+		c.lingerForClose()
 	}
 	c.ws.Close()
 	c.cancel()
@@ -749,26 +1105,6 @@ func (c *Conn) teardown(pending []byte) {
 	g.wg.Done()
 }
 
-// flush writes pending and the frames queued now, stopping at the first
-// write error; the caller has set the write deadline.
-func (c *Conn) flush(pending []byte) {
-	if pending != nil {
-		if c.ws.WriteMessage(websocket.TextMessage, pending) != nil {
-			return
-		}
-	}
-	for {
-		select {
-		case b := <-c.send:
-			if c.ws.WriteMessage(websocket.TextMessage, b) != nil {
-				return
-			}
-		default:
-			return
-		}
-	}
-}
-
 // lingerForClose discards what the client still sends until it closes
 // the connection or closeGrace passes, reading the socket directly: after
 // a read-limit or protocol error gorilla's reader cannot be used again. A
@@ -776,19 +1112,18 @@ func (c *Conn) flush(pending []byte) {
 // waited for (bounded by closeGrace too), so there is never more than one
 // reader.
 func (c *Conn) lingerForClose() {
-	deadline := time.Now().Add(closeGrace)
-	nc := c.ws.NetConn()
-	if nc.SetReadDeadline(deadline) != nil {
+	if c.nc.SetReadDeadline(time.Now().Add(closeGrace)) != nil {
 		return
 	}
-	for !c.readMu.TryLock() {
-		if time.Now().After(deadline) {
-			return // a reader is stuck in application code: give up
-		}
-		time.Sleep(5 * time.Millisecond)
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case c.readSem <- struct{}{}:
+	case <-t.C:
+		return // a reader is stuck in application code: give up
 	}
-	defer c.readMu.Unlock()
-	_, _ = io.Copy(io.Discard, io.LimitReader(nc, lingerMaxBytes))
+	defer func() { <-c.readSem }()
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.nc, lingerMaxBytes))
 }
 
 // lingerMaxBytes bounds what lingerForClose reads from a client that keeps
@@ -815,19 +1150,25 @@ func (w reasonWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return reasonConn{nc}, brw, nil
+	return &reasonConn{Conn: nc}, brw, nil
 }
 
 // Unwrap gives http.ResponseController the writer underneath.
 func (w reasonWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// reasonConn is the socket under gorilla. When a frame's header declares
-// more than the read limit, gorilla sends its own close frame — 1009 with
-// no reason — before wssec sees the error; reasonConn writes that one
-// frame with the reason wssec's own 1009 closes carry. Every other write
-// passes through unchanged (wssec never writes that exact frame: its
-// closes always have a reason).
-type reasonConn struct{ net.Conn }
+// reasonConn is the socket under gorilla. Once the Conn is attached (c),
+// what gorilla writes itself (the close frames it answers a close or a
+// protocol error with) goes through the Conn's write owner like every
+// other frame, and its write deadlines are ignored: the owner sets its
+// own. When a frame's header declares more than the read limit, gorilla
+// sends its own close frame — 1009 with no reason — before wssec sees the
+// error; reasonConn sends that one frame with the reason wssec's own 1009
+// closes carry (wssec never writes that exact frame: its closes always
+// have a reason).
+type reasonConn struct {
+	net.Conn
+	c *Conn // set by newConn, on the goroutine that upgraded, before any other use
+}
 
 var (
 	bareTooBig      = websocket.FormatCloseMessage(CloseTooBig, "")
@@ -836,36 +1177,120 @@ var (
 	tooBigFrameWhy  = append([]byte{0x80 | websocket.CloseMessage, byte(len(tooBigReason))}, tooBigReason...)
 )
 
-func (c reasonConn) Write(p []byte) (int, error) {
+func (rc *reasonConn) Write(p []byte) (int, error) {
+	f := p
 	if len(p) == len(bareTooBigFrame) && string(p) == string(bareTooBigFrame) {
-		if _, err := c.Conn.Write(tooBigFrameWhy); err != nil {
+		f = tooBigFrameWhy
+	}
+	if rc.c == nil {
+		if _, err := rc.Conn.Write(f); err != nil {
 			return 0, err
 		}
 		return len(p), nil
 	}
-	return c.Conn.Write(p)
+	if err := rc.c.out(f, true); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (rc *reasonConn) SetWriteDeadline(t time.Time) error {
+	if rc.c != nil {
+		return nil // the write owner sets its own deadlines
+	}
+	return rc.Conn.SetWriteDeadline(t)
+}
+
+func (rc *reasonConn) SetDeadline(t time.Time) error {
+	if rc.c != nil {
+		return rc.Conn.SetReadDeadline(t)
+	}
+	return rc.Conn.SetDeadline(t)
 }
 
 // errorFrame builds {"action":"error","id":…,"error":{"code":…,"message":…}}.
 func errorFrame(id []byte, code, msg string) []byte {
-	type body struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+	b := make([]byte, 0, 48+len(id)+len(code)+len(msg))
+	b = append(b, `{"action":"error"`...)
+	if len(id) > 0 {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, id)
 	}
-	f := struct {
-		Action string `json:"action"`
-		ID     string `json:"id,omitempty"`
-		Error  body   `json:"error"`
-	}{Action: actionError, ID: string(id), Error: body{code, msg}}
-	b, _ := json.Marshal(f)
-	return b
+	b = append(b, `,"error":{"code":`...)
+	b = appendJSONString(b, code)
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, msg)
+	return append(b, "}}"...)
 }
 
 func pongFrame(id []byte) []byte {
-	f := struct {
-		Action string `json:"action"`
-		ID     string `json:"id,omitempty"`
-	}{Action: actionPong, ID: string(id)}
-	b, _ := json.Marshal(f)
-	return b
+	b := make([]byte, 0, 24+len(id))
+	b = append(b, `{"action":"pong"`...)
+	if len(id) > 0 {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, id)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string exactly as encoding/json
+// writes it (HTML-safe: <, > and & escaped; invalid UTF-8 as U+FFFD;
+// U+2028 and U+2029 escaped), without its reflection.
+func appendJSONString[S string | []byte](b []byte, s S) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		var r rune
+		var size int
+		switch v := any(s).(type) {
+		case string:
+			r, size = utf8.DecodeRuneInString(v[i:])
+		case []byte:
+			r, size = utf8.DecodeRune(v[i:])
+		}
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

@@ -1061,3 +1061,58 @@ func TestHandler_ServePanics(t *testing.T) {
 		t.Fatalf("the Guard stopped serving after a panic: %d %v", st, err)
 	}
 }
+
+// TestSlowConsumer_StalledReaderClosed1013: a client that stops reading
+// while fewer frames than the queue holds are waiting is still closed
+// with 1013 (slow consumer) when a frame cannot be written within the
+// write timeout, not left open or ended as a lost connection (1006); and
+// every Send returned before that close, without waiting for the client.
+func TestSlowConsumer_StalledReaderClosed1013(t *testing.T) {
+	const size = 1 << 20 // 8 of them are far more than the socket buffers hold
+	type bulk struct {
+		Action string `json:"action"`
+		Data   string `json:"data"`
+	}
+	msg := bulk{Action: "bulk", Data: strings.Repeat("x", size)}
+	type result struct {
+		errs         []error
+		closedBefore bool
+	}
+	res := make(chan result, 1)
+	f := newFixture(t, func(ctx context.Context, c *Conn) {
+		var r result
+		for range 8 {
+			r.errs = append(r.errs, c.Send(ctx, msg))
+		}
+		select {
+		case <-c.Done():
+			r.closedBefore = true
+		default:
+		}
+		res <- r
+		<-ctx.Done()
+	}, WithInsecureTransport(), WithHMACKey(testKey), WithWriteTimeout(300*time.Millisecond))
+	ws, status, err := f.dial(f.headers(mint(t, claims{})))
+	if err != nil {
+		t.Fatalf("dial: %d %v", status, err)
+	}
+	_ = ws // never read
+	var r result
+	select {
+	case r = <-res:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler's Sends did not return")
+	}
+	for i, err := range r.errs {
+		if err != nil {
+			t.Fatalf("Send #%d: %v; the queue was not full", i, err)
+		}
+	}
+	if r.closedBefore {
+		t.Fatal("the Sends returned only after the connection was closed: Send waited for the client")
+	}
+	eventually(t, "conn_closed 1013 slow consumer", func() bool { return closedWith(f.events, CloseTryAgainLater, "slow consumer") })
+	if !f.events.has(EventMessageRefused, "slow_consumer") {
+		t.Fatal("no slow_consumer event")
+	}
+}

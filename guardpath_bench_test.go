@@ -46,7 +46,7 @@ func benchConn(b *testing.B) *Conn {
 	b.Cleanup(func() { g.Close() })
 	p := &Principal{Subject: "alice", Tenant: "acme", Scopes: []string{"orders:read", "orders:write"}}
 	c := &Conn{g: g, hs: &handshake{ip: netip.MustParseAddr("127.0.0.1")}, ctx: context.Background(),
-		send: make(chan []byte, 64), done: make(chan struct{})}
+		readSem: make(chan struct{}, 1), done: make(chan struct{})}
 	c.principal.Store(p)
 	return c
 }
@@ -121,7 +121,7 @@ func TestGuardPathAllocs(t *testing.T) {
 	}
 	defer g.Close()
 	c := &Conn{g: g, hs: &handshake{ip: netip.MustParseAddr("127.0.0.1")}, ctx: context.Background(),
-		send: make(chan []byte, 64), done: make(chan struct{})}
+		readSem: make(chan struct{}, 1), done: make(chan struct{})}
 	c.principal.Store(&Principal{Subject: "alice", Tenant: "acme", Scopes: []string{"orders:write"}})
 	n := testing.AllocsPerRun(200, func() {
 		if m, err := c.admit(websocket.TextMessage, benchMsg); err != nil || m == nil {
@@ -163,7 +163,7 @@ func raceBuild() bool {
 // path.
 func testConn(g *Guard) *Conn {
 	c := &Conn{g: g, hs: &handshake{ip: netip.MustParseAddr("127.0.0.1")}, ctx: context.Background(),
-		send: make(chan []byte, 64), done: make(chan struct{})}
+		readSem: make(chan struct{}, 1), done: make(chan struct{})}
 	c.principal.Store(&Principal{Subject: "alice", Tenant: "acme", Scopes: []string{"orders:read", "orders:write"}})
 	return c
 }

@@ -69,13 +69,7 @@ func (c *Conn) reauth(id []byte, payload []byte) {
 		return
 	}
 	c.principal.Store(p)
-	// The writer owns the timers: hand it the new deadline, replacing any
-	// deadline it has not picked up yet.
-	select {
-	case <-c.deadline:
-	default:
-	}
-	c.deadline <- p.ExpiresAt
+	c.rearm(p.ExpiresAt)
 	in := int64(math.Floor(p.ExpiresAt.Sub(g.now()).Seconds()))
 	c.enqueue(authOKFrame(id, in))
 	g.emit(c.ctx, Event{Kind: EventReauthenticated, RemoteIP: c.hs.ip, Subject: p.Subject})
@@ -114,48 +108,4 @@ func (c *Conn) ExpiresAt() time.Time {
 		return p.ExpiresAt
 	}
 	return time.Time{}
-}
-
-// expiryTimers is the writer's view of the token deadline.
-type expiryTimers struct {
-	expire *time.Timer
-	warn   *time.Timer
-}
-
-// set arms the timers for exp; a zero exp disarms them.
-func (t *expiryTimers) set(g *Guard, exp time.Time) {
-	t.stop()
-	if exp.IsZero() {
-		return
-	}
-	now := g.now()
-	t.expire = time.NewTimer(exp.Add(g.cfg.clockSkew).Sub(now))
-	if w := g.cfg.expiryWarning; w > 0 {
-		t.warn = time.NewTimer(exp.Add(-w).Sub(now))
-	}
-}
-
-func (t *expiryTimers) stop() {
-	if t.expire != nil {
-		t.expire.Stop()
-		t.expire = nil
-	}
-	if t.warn != nil {
-		t.warn.Stop()
-		t.warn = nil
-	}
-}
-
-func (t *expiryTimers) expireC() <-chan time.Time {
-	if t.expire == nil {
-		return nil
-	}
-	return t.expire.C
-}
-
-func (t *expiryTimers) warnC() <-chan time.Time {
-	if t.warn == nil {
-		return nil
-	}
-	return t.warn.C
 }

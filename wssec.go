@@ -51,10 +51,11 @@ type Guard struct {
 	stopFeed    context.CancelFunc // ends the revocation feed; nil without one
 	feedLoads   atomic.Int64       // times the feed (re)loaded its snapshot: all but the first follow a gap
 
-	mu     sync.Mutex // guards conns and closed
-	conns  map[*Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup // connection goroutines
+	mu      sync.Mutex // guards conns and closed
+	conns   map[*Conn]struct{}
+	closed  bool
+	wg      sync.WaitGroup // one per registered Conn, done when its teardown ends
+	serving sync.WaitGroup // the serve goroutines Handler started
 }
 
 // New builds a Guard from opts. It validates the whole configuration and
@@ -586,7 +587,18 @@ func (g *Guard) Handler(serve func(ctx context.Context, c *Conn)) http.Handler {
 		if err != nil {
 			return
 		}
-		go c.serve(serve)
+		g.mu.Lock()
+		if g.closed { // Close has begun: it does not wait for this one
+			g.mu.Unlock()
+			c.serve(serve)
+			return
+		}
+		g.serving.Add(1)
+		g.mu.Unlock()
+		go func() {
+			defer g.serving.Done()
+			c.serve(serve)
+		}()
 	}))
 }
 
@@ -610,8 +622,12 @@ func (g *Guard) isClosed() bool {
 }
 
 // Close refuses new handshakes, closes every live connection with 1001
-// (going away), stops background work and waits for the connections'
-// goroutines to end. It is safe to call more than once.
+// (going away) and stops background work. It returns once every
+// connection is torn down (socket closed, slot released, conn_closed
+// logged) and every serve function Handler started has returned — serve
+// must return once its ctx is done. Goroutines the application started
+// itself around Upgrade or Wrap are its own to wait for. It is safe to
+// call more than once; later calls return at once.
 func (g *Guard) Close() error {
 	g.mu.Lock()
 	if g.closed {
@@ -631,6 +647,7 @@ func (g *Guard) Close() error {
 		c.Close(websocket.CloseGoingAway, "server shutdown")
 	}
 	g.wg.Wait()
+	g.serving.Wait()
 	if g.ver != nil && g.ver.dyn != nil {
 		g.ver.dyn.f.Close()
 	}
