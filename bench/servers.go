@@ -120,12 +120,13 @@ type Server struct {
 	mu       sync.Mutex // guards closed and sockets
 	closed   bool
 	sockets  map[*websocket.Conn]struct{}
-	handlers sync.WaitGroup // handler goroutines
+	closers  map[io.Closer]struct{} // the peers' sockets
+	handlers sync.WaitGroup         // handler goroutines
 }
 
 // Start starts a server of kind on a fresh loopback port.
 func Start(kind Kind, o Options) (*Server, error) {
-	s := &Server{Kind: kind, sockets: make(map[*websocket.Conn]struct{})}
+	s := &Server{Kind: kind, sockets: make(map[*websocket.Conn]struct{}), closers: make(map[io.Closer]struct{})}
 	var h http.Handler
 	switch kind {
 	case Raw:
@@ -138,6 +139,10 @@ func Start(kind Kind, o Options) (*Server, error) {
 			return nil, err
 		}
 		h = hr
+	case Gws:
+		h = s.gwsHandler()
+	case Coder:
+		h = http.HandlerFunc(s.serveCoder)
 	case WSSec:
 		g, err := newGuard(o)
 		if err != nil {
@@ -203,7 +208,7 @@ func (s *Server) Header(token string) http.Header { return AcceptHeader(s.Kind, 
 
 // AcceptHeader is the handshake header a server of kind accepts.
 func AcceptHeader(kind Kind, token string) http.Header {
-	if kind == Raw || kind == RawWriter {
+	if kind == Raw || kind == RawWriter || kind == Gws || kind == Coder {
 		return http.Header{}
 	}
 	return ProtectedHeader(Origin, "Bearer "+token)
@@ -254,6 +259,28 @@ func (s *Server) adopt(ws *websocket.Conn) bool {
 	return true
 }
 
+// adoptCloser is adopt for a peer library's socket.
+func (s *Server) adoptCloser(c io.Closer) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.Close()
+		return false
+	}
+	s.closers[c] = struct{}{}
+	s.upgrades.Add(1)
+	s.live.Add(1)
+	return true
+}
+
+func (s *Server) releaseCloser(c io.Closer) {
+	s.mu.Lock()
+	delete(s.closers, c)
+	s.mu.Unlock()
+	s.live.Add(-1)
+	c.Close()
+}
+
 func (s *Server) release(ws *websocket.Conn) {
 	s.mu.Lock()
 	delete(s.sockets, ws)
@@ -275,7 +302,14 @@ func (s *Server) Close() error {
 	for ws := range s.sockets {
 		socks = append(socks, ws)
 	}
+	closers := make([]io.Closer, 0, len(s.closers))
+	for c := range s.closers {
+		closers = append(closers, c)
+	}
 	s.mu.Unlock()
+	for _, c := range closers {
+		c.Close()
+	}
 
 	err := s.srv.Close() // listener and idle HTTP connections
 	if s.guard != nil {
