@@ -182,14 +182,10 @@ func (g *Guard) placeBan(ctx context.Context, err error, key string, d time.Dura
 			g.storeFailed(ctx, storeCheckBan, serr, ev)
 		}
 	}
-	if (err == nil || err == ttlcache.ErrExists) && !g.cfg.reportOnly[GuardBan] {
-		// A ban ends the party's sessions here at once; with a
-		// SharedStore every other instance closes its own on the ban's
-		// notice (SubscribeSessions).
-		g.closeSessions(ctx, SessionNotice{Subject: ev.Subject, IP: ev.RemoteIP, Reason: "banned"}, "banned")
-	}
 	switch {
 	case err == nil:
+		// Reported before the sockets close: once a client reads its
+		// "banned" close frame, the ban's event is out.
 		ev.Detail = fmt.Sprintf("banned for %s", d)
 		g.emit(ctx, ev)
 	case err == ttlcache.ErrExists: // already banned
@@ -197,6 +193,12 @@ func (g *Guard) placeBan(ctx context.Context, err error, key string, d time.Dura
 		ev.Kind, ev.Detail = EventConfigWarning, "ban list full: "+err.Error()
 		g.emit(ctx, ev)
 		return fmt.Errorf("wssec: ban: list full (%w)", ErrCapacity)
+	}
+	if !g.cfg.reportOnly[GuardBan] {
+		// A ban ends the party's sessions here at once; with a
+		// SharedStore every other instance closes its own on the ban's
+		// notice (SubscribeSessions).
+		g.closeSessions(ctx, SessionNotice{Subject: ev.Subject, IP: ev.RemoteIP, Reason: "banned"}, "banned")
 	}
 	if serr != nil {
 		return fmt.Errorf("wssec: ban: not shared with other instances: %w", serr)

@@ -235,12 +235,15 @@ func (f *fixture) waitHandlers(n int) {
 	}
 }
 
-// handlerRan reports whether the handler ran for an accepted socket.
+// handlerRan reports whether the handler ran for an accepted socket,
+// waiting a bounded time for it: the client has its 101 before Upgrade
+// registers the Conn and the handler starts. Once it returns true the
+// server has registered the Conn and run its post-registration checks.
 func (f *fixture) handlerRan() bool {
 	select {
 	case <-f.ran:
 		return true
-	case <-time.After(200 * time.Millisecond):
+	case <-time.After(5 * time.Second):
 		return false
 	}
 }

@@ -291,6 +291,11 @@ func TestGuards_EvictOldestAcrossInstances(t *testing.T) {
 	b := newInstance(t, addr, prefix, nil, opts...)
 	alice := token(t, "alice")
 	old := a.mustOpen(alice)
+	// A ping round trip: A holds the socket (the client has its 101
+	// before A registers it, and B's eviction notice is sent once).
+	if !stillOpen(old) {
+		t.Fatal("the old session on A is not usable")
+	}
 	fresh := b.mustOpen(alice)
 	if code, reason := closeFrame(t, old); code != websocket.ClosePolicyViolation || reason != "session replaced" {
 		t.Fatalf("the old session on A: %d %q, want 1008 \"session replaced\"", code, reason)
