@@ -4,8 +4,12 @@
 // one process, and prints every ratio with its spread over rounds and the
 // project's targets.
 //
-//	go run ./bench/cmd/compare          # full run, under 3 minutes on 2 cores
-//	go run ./bench/cmd/compare -quick   # about 20 seconds, for CI
+//	cd bench && go run ./cmd/compare          # full run, under 3 minutes on 2 cores
+//	cd bench && go run ./cmd/compare -quick   # about 20 seconds, for CI
+//
+// bench is a module of its own (its go.mod replaces the library with the
+// checkout above it), so run it from inside bench/, or from the
+// repository root with go -C bench run ./cmd/compare.
 //
 // Every workload runs for every server once per round, in an order that
 // rotates from round to round, so that noise from the rest of the machine
