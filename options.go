@@ -93,9 +93,10 @@ func (s TokenSource) String() string {
 // actionSpec is a registered action: the Go type its payload decodes into
 // and its ActionOptions.
 type actionSpec struct {
-	name string
-	typ  reflect.Type
-	opts actionConfig
+	name  string
+	typ   reflect.Type
+	opts  actionConfig
+	alloc func() (*Message, reflect.Value) // newHolder[T]
 }
 
 type config struct {
@@ -626,7 +627,7 @@ func WithAction[T any](action string, opts ...ActionOption) Option {
 		}
 	}
 	return optionFunc(func(c *config) {
-		c.actions = append(c.actions, actionSpec{name: action, typ: t, opts: ac})
+		c.actions = append(c.actions, actionSpec{name: action, typ: t, opts: ac, alloc: newHolder[T]})
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/go-playground/validator/v10"
 	"github.com/wssec/wssec/internal/decode"
 	"github.com/wssec/wssec/internal/envelope"
+	"github.com/wssec/wssec/internal/tagcheck"
 )
 
 // Message is the envelope of every client frame:
@@ -108,20 +109,27 @@ type registered struct {
 	// validate is false for a struct type that has no validate tag
 	// anywhere: the validator could not refuse it, and is skipped.
 	validate bool
+	// plan is typ's validate tags compiled into direct checks (see
+	// internal/tagcheck), nil when validator/v10 checks typ.
+	plan *tagcheck.Plan
 	// dec is the compiled decoder of typ, nil when encoding/json decodes
 	// it (see internal/decode).
 	dec *decode.Decoder
-	// holder is struct{ M Message; D typ }: a Message and its decoded
-	// payload in one allocation.
-	holder reflect.Type
+	// newMessage allocates, in one piece, a Message and the zero value
+	// of typ, and returns the Message and a pointer (*T) to the value
+	// (newHolder[T]). The value lives as long as the Message or the
+	// pointer does.
+	newMessage func() (*Message, reflect.Value)
 }
 
-// newMessage allocates, in one piece, a Message and the zero value of the
-// action's type, and returns the Message and a pointer (*T) to the value.
-// The value lives as long as the Message or the pointer does.
-func (r *registered) newMessage() (*Message, reflect.Value) {
-	h := reflect.New(r.holder).Elem()
-	return h.Field(0).Addr().Interface().(*Message), h.Field(1).Addr()
+// newHolder is registered.newMessage for T: one allocation, typed at
+// compile time, with no reflection to build it.
+func newHolder[T any]() (*Message, reflect.Value) {
+	h := new(struct {
+		M Message
+		D T
+	})
+	return &h.M, reflect.ValueOf(&h.D)
 }
 
 // arenaLen is how many bytes the decoded strings of a payload of n bytes
@@ -165,18 +173,10 @@ func compileMessageRules(c *config) (*messageRules, []error) {
 		policy:   c.policy,
 		validate: validator.New(validator.WithRequiredStructEnabled()),
 	}
-	// Report fields by their JSON names, the names the client sent.
-	m.validate.RegisterTagNameFunc(func(f reflect.StructField) string {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" {
-			return ""
-		}
-		if name == "" {
-			return f.Name
-		}
-		return name
-	})
-	add := func(name string, t reflect.Type, ac actionConfig) {
+	// Report fields by their JSON names, the names the client sent (the
+	// compiled checks name them the same way).
+	m.validate.RegisterTagNameFunc(tagcheck.FieldName)
+	add := func(name string, t reflect.Type, ac actionConfig, alloc func() (*Message, reflect.Value)) {
 		s, err := envelope.CompileSchema(t)
 		if err != nil {
 			bad("WithAction", fmt.Sprintf("%q", name), err.Error())
@@ -187,15 +187,18 @@ func compileMessageRules(c *config) (*messageRules, []error) {
 			st = st.Elem()
 		}
 		r := &registered{name: name, typ: t, schema: s, isStruct: st.Kind() == reflect.Struct,
-			channelFree: ac.channelFree, scopes: slices.Clone(ac.scopes)}
+			channelFree: ac.channelFree, scopes: slices.Clone(ac.scopes), newMessage: alloc}
 		r.validate = r.isStruct && (st.ConvertibleTo(timeType) || needsValidator(st, map[reflect.Type]bool{}))
+		if r.validate {
+			// The common tags run as direct checks; a type with any
+			// other stays with validator/v10 (same answers either way).
+			if p, err := tagcheck.Compile(st); err == nil {
+				r.plan = p
+			}
+		}
 		if d, err := decode.Compile(t); err == nil {
 			r.dec = d
 		}
-		r.holder = reflect.StructOf([]reflect.StructField{
-			{Name: "M", Type: reflect.TypeFor[Message]()},
-			{Name: "D", Type: t},
-		})
 		if r.isStruct {
 			// The validator parses tags lazily and panics on a bad one
 			// ("maxx=3", "max=abc"): try the zero value now, so a bad tag
@@ -208,8 +211,8 @@ func compileMessageRules(c *config) (*messageRules, []error) {
 		}
 		m.actions[name] = r
 	}
-	add(actionPing, reflect.TypeFor[empty](), actionConfig{channelFree: true})
-	add(actionAuth, reflect.TypeFor[authPayload](), actionConfig{channelFree: true})
+	add(actionPing, reflect.TypeFor[empty](), actionConfig{channelFree: true}, newHolder[empty])
+	add(actionAuth, reflect.TypeFor[authPayload](), actionConfig{channelFree: true}, newHolder[authPayload])
 	for _, a := range c.actions {
 		for _, sc := range a.opts.scopes {
 			if sc == "" || strings.ContainsFunc(sc, unicode.IsSpace) {
@@ -226,7 +229,7 @@ func compileMessageRules(c *config) (*messageRules, []error) {
 		case m.actions[a.name] != nil:
 			bad("WithAction", fmt.Sprintf("%q", a.name), "registered twice")
 		default:
-			add(a.name, a.typ, a.opts)
+			add(a.name, a.typ, a.opts, a.alloc)
 		}
 	}
 	for _, r := range c.channelRules {
@@ -293,6 +296,12 @@ func (m *messageRules) decodeInto(r *registered, payload, arena []byte, v reflec
 			target = e
 		}
 		if !r.validate {
+			return ""
+		}
+		if r.plan != nil {
+			if f, ok := r.plan.Check(target.UnsafePointer()); !ok {
+				return fmt.Sprintf("field %q failed %q", f.Field, f.Tag) // as validationReason
+			}
 			return ""
 		}
 		if err := m.tryValidate(target.Interface()); err != nil {

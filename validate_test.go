@@ -138,7 +138,72 @@ func TestReadPath(t *testing.T) {
 			if code == "" && out == nil {
 				t.Fatal("accepted without data")
 			}
+			sameValidation(t, g, []byte(tc.msg))
 		})
+	}
+}
+
+// validatorOnly returns a copy of the registered action r whose tags
+// validator/v10 checks, the reference for the compiled checks.
+func validatorOnly(r *registered) *registered {
+	slow := *r
+	slow.plan = nil
+	return &slow
+}
+
+// sameValidation decodes an accepted frame's payload with the compiled
+// validate checks and with validator/v10 and fails on any difference in
+// the refusal reason.
+func sameValidation(t testing.TB, g *Guard, data []byte) {
+	t.Helper()
+	var env envelope.Envelope
+	if envelope.Parse(data, g.msg.limits, g.msg.schemaFor, &env) != nil {
+		return
+	}
+	reg := g.msg.actions[string(env.Action)]
+	if reg.plan == nil {
+		return
+	}
+	_, got := g.msg.decode(reg, env.Payload)
+	_, want := g.msg.decode(validatorOnly(reg), env.Payload)
+	if got != want {
+		t.Fatalf("%s: compiled checks %q, validator/v10 %q", data, got, want)
+	}
+}
+
+// TestReadPath_TagsCompiled: the test payloads' tags (required, max,
+// min, omitempty, alphanum, dive into structs) run as compiled checks; a
+// tag outside that set, or a malformed one, leaves the type with
+// validator/v10.
+func TestReadPath_TagsCompiled(t *testing.T) {
+	g := readPathGuard(t)
+	for _, a := range []string{"say", "order.place", "ptr"} {
+		if g.msg.actions[a].plan == nil {
+			t.Errorf("%s: validate tags not compiled", a)
+		}
+	}
+	type mail struct {
+		To string `json:"to" validate:"required,email"`
+	}
+	type inner struct {
+		A string `json:"a" validate:"max=abc"`
+	}
+	type hidden struct {
+		In *inner `json:"in"`
+	}
+	g2, err := New(WithHMACKey(testKey), WithLogger(slog.New(slog.DiscardHandler)),
+		WithAction[mail]("mail"), WithAction[hidden]("hidden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Close()
+	for _, a := range []string{"mail", "hidden"} {
+		if g2.msg.actions[a].plan != nil {
+			t.Errorf("%s: compiled, want validator/v10", a)
+		}
+	}
+	if _, why := g2.msg.decode(g2.msg.actions["mail"], []byte(`{"to":"not a mail"}`)); why != `field "to" failed "email"` {
+		t.Errorf("mail: %q", why)
 	}
 }
 
@@ -266,14 +331,16 @@ func TestReadPath_ValidatorPanicContained(t *testing.T) {
 // FuzzReadPath feeds arbitrary bytes through the path every client frame
 // takes: envelope.Parse with the registered schemas, then decode and the
 // validator. It must not panic, anything accepted must name a registered
-// action and decode into that action's type, and the strict parser must
-// agree with encoding/json on what it accepts.
+// action and decode into that action's type, the strict parser must
+// agree with encoding/json on what it accepts, and the compiled validate
+// checks with validator/v10 on what they refuse.
 func FuzzReadPath(f *testing.F) {
 	g := readPathGuard(f)
 	for _, tc := range readPathCases {
 		f.Add([]byte(tc.msg))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		sameValidation(t, g, data)
 		env, out, code, reason := readPath(g, data)
 		if code == "internal" {
 			t.Fatalf("%q: %s", data, reason)
