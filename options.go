@@ -607,9 +607,13 @@ func WithSendQueue(n int) Option {
 }
 
 // WithAction registers an action whose payload decodes strictly into T and
-// is checked with T's validator tags. Only registered actions reach the
-// application; "ping" is built in (answered with "pong") and "auth" is
-// reserved. Registering the same action twice is a configuration error.
+// is checked with T's validator tags (go-playground/validator/v10 syntax).
+// The common tags (required, omitempty, min, max, len, gt, gte, lt, lte,
+// oneof, alphanum, dive) are compiled here into direct checks with the
+// same results; a T with any other tag is checked by validator/v10 itself.
+// Only registered actions reach the application; "ping" is built in
+// (answered with "pong") and "auth" is reserved. Registering the same
+// action twice is a configuration error.
 //
 // By default every message of the action must carry a non-empty channel,
 // which the channel rules then authorize; a message without one is refused
