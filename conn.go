@@ -139,27 +139,15 @@ func (g *Guard) newConn(ws *websocket.Conn, hs *handshake) *Conn {
 		readSem: make(chan struct{}, 1),
 	}
 	c.principal.Store(hs.principal)
-	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
-		cancel()
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseGoingAway, "server shutdown"), time.Now().Add(closeGrace))
-		ws.Close()
-		return nil
-	}
-	g.conns[c] = struct{}{}
-	g.wg.Add(1)
-	g.mu.Unlock()
-
-	// From here on gorilla's own writes (its close frames) go through
-	// the write owner too.
+	// Everything a close needs is in place before c is registered: from
+	// then on any scan of the Guard's sockets (Disconnect, a ban, a
+	// revocation, Close) may close it, from another goroutine.
 	c.nc = ws.NetConn()
-	if rc, ok := c.nc.(*reasonConn); ok {
+	rc, _ := c.nc.(*reasonConn)
+	if rc != nil {
 		c.nc = rc.Conn
-		rc.c = c
 	}
 	c.raw = nbwrite.Raw(c.nc)
-
 	// The wire limit stops a frame whose header declares too much before
 	// any of it is read (gorilla's close frame then gets its reason from
 	// reasonConn); the bounded reader in ReadMessage also caps the
@@ -169,7 +157,24 @@ func (g *Guard) newConn(ws *websocket.Conn, hs *handshake) *Conn {
 		return ws.SetReadDeadline(time.Now().Add(g.cfg.idleTimeout))
 	})
 	ws.SetPingHandler(c.onPing)
-	c.startTimer()
+
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		cancel()
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseGoingAway, "server shutdown"), time.Now().Add(closeGrace))
+		ws.Close()
+		return nil
+	}
+	if rc != nil {
+		// From here on gorilla's own writes (its close frames) go
+		// through the write owner too.
+		rc.c = c
+	}
+	g.conns[c] = struct{}{}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	c.startTimer() // after a close that came first, a no-op
 	return c
 }
 
@@ -886,6 +891,9 @@ func (c *Conn) startTimer() {
 	g := c.g
 	c.tmu.Lock()
 	defer c.tmu.Unlock()
+	if c.tstopped {
+		return // closed before it was armed
+	}
 	c.nextPing = g.cfg.pingInterval
 	c.ageAt = g.cfg.maxConnAge
 	if p := c.Principal(); p != nil {
@@ -981,7 +989,9 @@ func (c *Conn) onTimer() {
 func (c *Conn) stopTimer() {
 	c.tmu.Lock()
 	c.tstopped = true
-	c.timer.Stop()
+	if c.timer != nil { // nil when the close came before startTimer
+		c.timer.Stop()
+	}
 	c.tmu.Unlock()
 }
 

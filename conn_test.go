@@ -1109,3 +1109,61 @@ func TestSlowConsumer_StalledReaderClosed1013(t *testing.T) {
 		t.Fatal("no slow_consumer event")
 	}
 }
+
+// TestDoS_CloseWhileRegisteringNoPanic: a Conn is visible to the Guard's
+// scans (Disconnect, bans, revocations, Guard.Close) from the moment it
+// is registered. A close that reached it before its timer was armed used
+// to crash the whole server (a nil timer in the teardown), so a client
+// could take the process down by getting its own address banned while
+// its next handshake completed. Handshakes and Disconnects of the same
+// subject race here; every socket must end in a close frame or a
+// refusal, and the process must live.
+func TestDoS_CloseWhileRegisteringNoPanic(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(),
+		WithHandshakeRate(1e6, 1e6), WithConnLimits(1000, 1000, 1000))
+	tok := mint(t, claims{sub: "alice"})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = f.g.Disconnect(context.Background(), "alice", "signed out")
+		}
+	}()
+	go func() { // the fixture's handlers report here; keep them running
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-f.ran:
+			}
+		}
+	}()
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	for range 300 {
+		ws, _, err := d.Dial(f.url, f.headers(tok))
+		if err != nil {
+			continue // refused or cut: what counts is that the server lives
+		}
+		ws.Close()
+	}
+	close(stop)
+	wg.Wait()
+	// The server still serves: a fresh socket of another subject works.
+	ws, st, err := f.dial(f.headers(mint(t, claims{sub: "bob"})))
+	if err != nil {
+		t.Fatalf("after the race: %d %v", st, err)
+	}
+	f.waitHandlers(1)
+	sendJSON(t, ws, map[string]any{"action": "ping", "id": "p"})
+	if m := readFrame(t, ws); m["action"] != "pong" {
+		t.Fatalf("after the race: %v, want pong", m)
+	}
+}
