@@ -27,7 +27,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -126,10 +125,9 @@ func run(ctx context.Context, f flags, logger *slog.Logger, ready func(baseURL s
 		return err
 	}
 	srv := wssec.HardenServer(&http.Server{
-		Handler:   a.Handler(),
-		ErrorLog:  slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		TLSConfig: serverTLS(),
-	})
+		Handler:  a.Handler(),
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}) // TLSConfig: wssec.TLSProfile(), set by HardenServer
 	scheme := "http"
 	if useTLS {
 		scheme = "https"
@@ -166,23 +164,6 @@ func run(ctx context.Context, f flags, logger *slog.Logger, ready func(baseURL s
 		return err
 	}
 	return nil
-}
-
-// serverTLS is the TLS configuration of -tls-cert: TLS 1.2 and 1.3, and
-// at 1.2 only ECDHE with AEAD suites (Go's defaults also accept CBC
-// suites with SHA-1 MACs, which wsprobe reports).
-func serverTLS() *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		CipherSuites: []uint16{
-			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-		},
-	}
 }
 
 // splitList splits a comma-separated flag, dropping empty entries.

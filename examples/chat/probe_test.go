@@ -21,6 +21,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+	"github.com/wssec/wssec"
 	"github.com/wssec/wssec/internal/probe"
 	"github.com/wssec/wssec/internal/proxytest"
 )
@@ -85,7 +86,7 @@ func TestWSProbe_Loopback(t *testing.T) {
 }
 
 // TestWSProbe_OwnTLS: with -tls-cert the chat serves the TLS
-// configuration of main.go's serverTLS.
+// configuration HardenServer sets (wssec.TLSProfile).
 func TestWSProbe_OwnTLS(t *testing.T) {
 	a, err := newApp(config{Addr: "127.0.0.1:0", TLS: true, Logger: quietLogger()})
 	if err != nil {
@@ -93,7 +94,7 @@ func TestWSProbe_OwnTLS(t *testing.T) {
 	}
 	t.Cleanup(func() { a.Close() })
 	srv := httptest.NewUnstartedServer(a.Handler())
-	srv.TLS = serverTLS()
+	srv.TLS = wssec.TLSProfile()
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	plain := httptest.NewServer(a.Handler()) // a proxy that is not trusted forwarding ws://
