@@ -165,3 +165,35 @@ func TestReauth_OtherTenantRefused(t *testing.T) {
 		t.Fatalf("no reauth_subject event: %v", f.events.reasons(EventMessageRefused))
 	}
 }
+
+// TestReauth_StoreDownRefusesFreshToken: the store answers the handshake
+// and Upgrade's re-check, then cannot say whether the fresh token sent
+// in-band is revoked. The re-authentication is refused (fail closed, as a
+// handshake would get 503), the socket keeps the token it had, and the
+// outage is reported.
+func TestReauth_StoreDownRefusesFreshToken(t *testing.T) {
+	store := &revokedFailsLater{ok: 2}
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithStore(store))
+	ws, st, err := f.dial(f.headers(shortLived(t, "alice", time.Minute)))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	c := <-f.ran
+	deadline := c.ExpiresAt()
+	sendJSON(t, ws, map[string]any{"action": "auth", "id": "r4", "payload": map[string]string{"token": shortLived(t, "alice", 10*time.Minute)}})
+	m := readFrame(t, ws)
+	if e, _ := m["error"].(map[string]any); m["action"] != "error" || m["id"] != "r4" || e["code"] != "forbidden" {
+		t.Fatalf("re-auth while the store is down answered %v, want error forbidden", m)
+	}
+	if !c.ExpiresAt().Equal(deadline) {
+		t.Fatal("a re-auth the store could not check moved the deadline")
+	}
+	if !f.events.has(EventMessageRefused, "store_error") || !f.events.has(EventStoreUnavailable, storeCheckRevocation) {
+		t.Fatalf("events: refused %v, store %v; want store_error and store_unavailable revocation",
+			f.events.reasons(EventMessageRefused), f.events.reasons(EventStoreUnavailable))
+	}
+	sendJSON(t, ws, map[string]any{"action": "ping", "id": "p"})
+	if m := readFrame(t, ws); m["action"] != "pong" {
+		t.Fatalf("the socket after the refused re-auth: %v, want pong", m)
+	}
+}
