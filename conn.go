@@ -19,8 +19,8 @@ import (
 	"unsafe"
 
 	"github.com/gorilla/websocket"
-	"github.com/wssec/wssec/internal/envelope"
 	"github.com/wssec/wssec/internal/nbwrite"
+	"github.com/wssec/wssec/internal/strictjson"
 )
 
 // Close codes wssec sends (RFC 6455 §7.4.1).
@@ -115,12 +115,12 @@ type Conn struct {
 	// gorilla runs onPing inside NextReader, so onPing holds it too.
 	readSem chan struct{}
 	buf     []byte // reused read buffer, while small
-	env     envelope.Envelope
-	probe   envelope.Envelope // the id and action salvaged from a refused message
-	tat     int64             // message-rate state (GCRA) of data frames
-	pingTat int64             // message-rate state (GCRA) of pings
-	limited int               // rate-limited messages and pings since the last accepted message
-	denials atomic.Int64      // refused messages (Deny may run on any goroutine)
+	env     strictjson.Envelope
+	probe   strictjson.Envelope // the id and action salvaged from a refused message
+	tat     int64               // message-rate state (GCRA) of data frames
+	pingTat int64               // message-rate state (GCRA) of pings
+	limited int                 // rate-limited messages and pings since the last accepted message
+	denials atomic.Int64        // refused messages (Deny may run on any goroutine)
 }
 
 func (g *Guard) newConn(ws *websocket.Conn, hs *handshake) *Conn {
@@ -334,7 +334,7 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 	if ok, _ := g.lim.msgRate.Allow(&c.tat, g.now().UnixNano()); !ok {
 		if mt == websocket.TextMessage && !utf8.Valid(data) {
 			// Invalid UTF-8 fails the connection whatever the rate
-			// (envelope.Parse checks it on the accepting path).
+			// (strictjson.Parse checks it on the accepting path).
 			c.closeWith(CloseInvalidData, "invalid utf-8", false)
 			c.refused(Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData})
 			return nil, c.closedErr()
@@ -350,7 +350,7 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 			}
 			// Echo the id, so a client waiting on it learns its request
 			// was dropped; finding it is one linear look at the frame.
-			envelope.Salvage(data, g.msg.limits, &c.probe)
+			strictjson.Salvage(data, g.msg.limits, &c.probe)
 			c.deny(c.probe.ID, "rate_limited", "rate limit exceeded", Event{Reason: "rate_limited"}, false)
 			return nil, nil
 		}
@@ -358,24 +358,24 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 	c.limited = 0
 
 	if mt != websocket.TextMessage && !g.cfg.binary {
-		envelope.Salvage(data, g.msg.limits, &c.probe)
-		c.deny(c.probe.ID, envelope.CodeInvalidMessage, "binary frames are not accepted", Event{Reason: "binary_frame"}, true)
+		strictjson.Salvage(data, g.msg.limits, &c.probe)
+		c.deny(c.probe.ID, strictjson.CodeInvalidMessage, "binary frames are not accepted", Event{Reason: "binary_frame"}, true)
 		return nil, c.closedErr()
 	}
 
 	mr := g.msg
 	env := &c.env
-	if err := envelope.Parse(data, mr.limits, mr.schemaFor, env); err != nil {
-		if err == envelope.ErrInvalidUTF8 && mt == websocket.TextMessage {
+	if err := strictjson.Parse(data, mr.limits, mr.schemaFor, env); err != nil {
+		if err == strictjson.ErrInvalidUTF8 && mt == websocket.TextMessage {
 			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
 			// connection (gorilla does not check this).
 			c.closeWith(CloseInvalidData, "invalid utf-8", false)
 			c.refused(Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData})
 			return nil, c.closedErr()
 		}
-		var ee *envelope.Error
+		var ee *strictjson.Error
 		if !errors.As(err, &ee) {
-			ee = envelope.ErrInvalidJSON
+			ee = strictjson.ErrInvalidJSON
 		}
 		// Keep the error-frame contract: a well-formed message whose
 		// action is not registered is unknown_action whatever else it
@@ -384,18 +384,18 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 		// denial limits, so this second look costs little.)
 		id, action := env.ID, env.Action
 		reason := ee.Code
-		if ee != envelope.ErrUnknownAction {
+		if ee != strictjson.ErrUnknownAction {
 			// The event tells a broken envelope from a payload that does
 			// not fit its schema (the client sees invalid_message for both):
 			// a frame that passes as an envelope with no schema checked
 			// failed only in its payload.
 			reason = reasonInvalidEnvelope
-			if envelope.Parse(data, mr.limits, nil, &c.probe) == nil {
+			if strictjson.Parse(data, mr.limits, nil, &c.probe) == nil {
 				reason = reasonInvalidPayload
 			}
-			ee = envelope.Refine(data, mr.limits, mr.schemaFor, ee, &c.probe)
+			ee = strictjson.Refine(data, mr.limits, mr.schemaFor, ee, &c.probe)
 			id, action = c.probe.ID, c.probe.Action
-			if ee == envelope.ErrUnknownAction {
+			if ee == strictjson.ErrUnknownAction {
 				reason = ee.Code
 			}
 		}
@@ -418,7 +418,7 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 	if len(env.Channel) == 0 && !reg.channelFree {
 		ev := Event{Reason: "invalid_message", Detail: "channel required", Action: action}
 		if !g.cfg.reportOnly[GuardChannel] {
-			c.deny(env.ID, envelope.CodeInvalidMessage, "channel required", ev, true)
+			c.deny(env.ID, strictjson.CodeInvalidMessage, "channel required", ev, true)
 			return nil, c.closedErr()
 		}
 		c.reportOnly(ev)
@@ -460,9 +460,9 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 		arena = b[lc+li+lp : lc+li+lp : n]
 	}
 	ev := Event{Action: action, Channel: m.Channel}
-	if reason := mr.decodeInto(reg, m.Payload, arena, val); reason != "" {
+	if reason := mr.decodeInto(reg, env.Checked(), arena, val); reason != "" {
 		ev.Reason, ev.Detail = reasonInvalidPayload, reason
-		c.deny(env.ID, envelope.CodeInvalidMessage, reason, ev, true)
+		c.deny(env.ID, strictjson.CodeInvalidMessage, reason, ev, true)
 		return nil, c.closedErr()
 	}
 	m.Data = val.Interface()
@@ -519,7 +519,7 @@ func (c *Conn) Deny(m *Message, code, msg string) {
 
 // safeAction returns a parsed action for logs ("" if it was not parsed).
 func safeAction(a []byte) string {
-	if len(a) > envelope.DefaultMaxActionLen {
+	if len(a) > strictjson.DefaultMaxActionLen {
 		return ""
 	}
 	return string(a)

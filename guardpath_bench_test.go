@@ -14,7 +14,7 @@ import (
 
 	"github.com/go-playground/validator/v10"
 	"github.com/gorilla/websocket"
-	"github.com/wssec/wssec/internal/envelope"
+	"github.com/wssec/wssec/internal/strictjson"
 	"golang.org/x/time/rate"
 )
 
@@ -233,18 +233,18 @@ func jsonOnly(r *registered) *registered {
 // decoded value.
 func sameDecoding(t testing.TB, g *Guard, data []byte) {
 	t.Helper()
-	var env envelope.Envelope
-	if envelope.Parse(data, g.msg.limits, g.msg.schemaFor, &env) != nil {
+	var env strictjson.Envelope
+	in := bytes.Clone(data)
+	if strictjson.Parse(in, g.msg.limits, g.msg.schemaFor, &env) != nil {
 		return
 	}
 	reg := g.msg.actions[string(env.Action)]
 	want := reflect.New(reg.typ)
-	wantWhy := g.msg.decodeInto(jsonOnly(reg), env.Payload, nil, want)
+	wantWhy := g.msg.decodeInto(jsonOnly(reg), env.Checked(), nil, want)
 
-	payload := bytes.Clone(env.Payload)
 	m, got := reg.newMessage()
-	arena := make([]byte, 0, reg.arenaLen(len(payload)))
-	gotWhy := g.msg.decodeInto(reg, payload, arena, got)
+	arena := make([]byte, 0, reg.arenaLen(len(env.Payload)))
+	gotWhy := g.msg.decodeInto(reg, env.Checked(), arena, got)
 	if gotWhy != wantWhy {
 		t.Fatalf("%s: refusal %q, encoding/json %q", data, gotWhy, wantWhy)
 	}
@@ -252,8 +252,8 @@ func sameDecoding(t testing.TB, g *Guard, data []byte) {
 		return
 	}
 	m.Data = got.Interface()
-	for i := range payload {
-		payload[i] = 0 // the input may be reused: Data must not alias it
+	for i := range in {
+		in[i] = 0 // the input may be reused: Data must not alias it
 	}
 	if !reflect.DeepEqual(got.Interface(), want.Interface()) {
 		t.Fatalf("%s: decoded %#v, encoding/json %#v", data, got.Elem().Interface(), want.Elem().Interface())
@@ -393,10 +393,10 @@ func TestNeedsValidator(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	if _, why := g.msg.decode(g.msg.actions["valued"], []byte(`{}`)); why == "" {
+	if _, _, _, why := readPath(g, []byte(`{"action":"valued","payload":{}}`)); why == "" {
 		t.Error("the value a Valuer substitutes was not validated")
 	}
-	if _, why := g.msg.decode(g.msg.actions["when"], []byte(`"2024-01-02T03:04:05Z"`)); why == "" {
+	if _, _, _, why := readPath(g, []byte(`{"action":"when","payload":"2024-01-02T03:04:05Z"}`)); why == "" {
 		t.Error("time.Time is accepted: the validator refuses it as a top-level struct")
 	}
 	if r := g.msg.actions["when"]; !r.validate {

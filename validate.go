@@ -11,8 +11,7 @@ import (
 	"unicode"
 
 	"github.com/go-playground/validator/v10"
-	"github.com/wssec/wssec/internal/decode"
-	"github.com/wssec/wssec/internal/envelope"
+	"github.com/wssec/wssec/internal/strictjson"
 	"github.com/wssec/wssec/internal/tagcheck"
 )
 
@@ -104,7 +103,7 @@ type registered struct {
 	channelFree bool
 	// scopes are the scopes every message needs (RequireScope).
 	scopes   []string
-	schema   *envelope.Schema
+	schema   *strictjson.Schema
 	isStruct bool // validator runs on structs (and pointers to them) only
 	// validate is false for a struct type that has no validate tag
 	// anywhere: the validator could not refuse it, and is skipped.
@@ -113,8 +112,8 @@ type registered struct {
 	// internal/tagcheck), nil when validator/v10 checks typ.
 	plan *tagcheck.Plan
 	// dec is the compiled decoder of typ, nil when encoding/json decodes
-	// it (see internal/decode).
-	dec *decode.Decoder
+	// it (see internal/strictjson).
+	dec *strictjson.Decoder
 	// newMessage allocates, in one piece, a Message and the zero value
 	// of typ, and returns the Message and a pointer (*T) to the value
 	// (newHolder[T]). The value lives as long as the Message or the
@@ -148,12 +147,12 @@ type messageRules struct {
 	rules    []compiledRule
 	policy   Policy
 	validate *validator.Validate
-	limits   envelope.Limits
+	limits   strictjson.Limits
 }
 
 // schemaFor is the envelope's action lookup; indexing a map with a
 // converted byte slice does not allocate.
-func (m *messageRules) schemaFor(action []byte) *envelope.Schema {
+func (m *messageRules) schemaFor(action []byte) *strictjson.Schema {
 	if r := m.actions[string(action)]; r != nil {
 		return r.schema
 	}
@@ -177,7 +176,7 @@ func compileMessageRules(c *config) (*messageRules, []error) {
 	// compiled checks name them the same way).
 	m.validate.RegisterTagNameFunc(tagcheck.FieldName)
 	add := func(name string, t reflect.Type, ac actionConfig, alloc func() (*Message, reflect.Value)) {
-		s, err := envelope.CompileSchema(t)
+		s, err := strictjson.Compile(t)
 		if err != nil {
 			bad("WithAction", fmt.Sprintf("%q", name), err.Error())
 			return
@@ -196,9 +195,7 @@ func compileMessageRules(c *config) (*messageRules, []error) {
 				r.plan = p
 			}
 		}
-		if d, err := decode.Compile(t); err == nil {
-			r.dec = d
-		}
+		r.dec = s.Decoder()
 		if r.isStruct {
 			// The validator parses tags lazily and panics on a bad one
 			// ("maxx=3", "max=abc"): try the zero value now, so a bad tag
@@ -244,7 +241,7 @@ func compileMessageRules(c *config) (*messageRules, []error) {
 }
 
 func validAction(s string) bool {
-	if s == "" || len(s) > envelope.DefaultMaxActionLen {
+	if s == "" || len(s) > strictjson.DefaultMaxActionLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -259,7 +256,7 @@ func validAction(s string) bool {
 // decode turns a payload that passed the envelope into a new value of the
 // registered type and runs the validator. The returned reason is safe for
 // the client.
-func (m *messageRules) decode(r *registered, payload []byte) (any, string) {
+func (m *messageRules) decode(r *registered, payload strictjson.Checked) (any, string) {
 	v := reflect.New(r.typ)
 	if reason := m.decodeInto(r, payload, nil, v); reason != "" {
 		return nil, reason
@@ -269,16 +266,16 @@ func (m *messageRules) decode(r *registered, payload []byte) (any, string) {
 
 // decodeInto decodes payload, which passed the envelope with r's schema,
 // into the zero value v (a *T) points to and runs the validator. Decoded
-// strings are stored in arena's spare capacity (see internal/decode): its
+// strings are stored in arena's spare capacity (see internal/strictjson): its
 // backing array must never be modified afterwards. A nil arena allocates
 // them. The returned reason is safe for the client.
-func (m *messageRules) decodeInto(r *registered, payload, arena []byte, v reflect.Value) string {
-	if len(payload) > 0 {
+func (m *messageRules) decodeInto(r *registered, payload strictjson.Checked, arena []byte, v reflect.Value) string {
+	if len(payload.Bytes()) > 0 {
 		var err error
 		if r.dec != nil {
 			err = r.dec.Decode(payload, v, arena)
 		} else {
-			err = json.Unmarshal(payload, v.Interface())
+			err = json.Unmarshal(payload.Bytes(), v.Interface())
 		}
 		if err != nil {
 			return "payload does not match the action's schema"

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/wssec/wssec/internal/envelope"
+	"github.com/wssec/wssec/internal/strictjson"
 )
 
 // Payload types for the read-path tests (beside those of conn_test.go).
@@ -51,9 +51,9 @@ func readPathGuard(t testing.TB) *Guard {
 // readPath runs a client frame through the Conn's parse, decode and
 // validation, as readOne does. It returns the error code and reason of a
 // refusal, or the decoded data.
-func readPath(g *Guard, data []byte) (env envelope.Envelope, out any, code, reason string) {
-	if err := envelope.Parse(data, g.msg.limits, g.msg.schemaFor, &env); err != nil {
-		var ee *envelope.Error
+func readPath(g *Guard, data []byte) (env strictjson.Envelope, out any, code, reason string) {
+	if err := strictjson.Parse(data, g.msg.limits, g.msg.schemaFor, &env); err != nil {
+		var ee *strictjson.Error
 		if !errors.As(err, &ee) {
 			return env, nil, "internal", err.Error()
 		}
@@ -63,9 +63,9 @@ func readPath(g *Guard, data []byte) (env envelope.Envelope, out any, code, reas
 	if reg == nil {
 		return env, nil, "internal", "accepted an unregistered action"
 	}
-	v, why := g.msg.decode(reg, env.Payload)
+	v, why := g.msg.decode(reg, env.Checked())
 	if why != "" {
-		return env, nil, envelope.CodeInvalidMessage, why
+		return env, nil, strictjson.CodeInvalidMessage, why
 	}
 	return env, v, "", ""
 }
@@ -156,16 +156,16 @@ func validatorOnly(r *registered) *registered {
 // the refusal reason.
 func sameValidation(t testing.TB, g *Guard, data []byte) {
 	t.Helper()
-	var env envelope.Envelope
-	if envelope.Parse(data, g.msg.limits, g.msg.schemaFor, &env) != nil {
+	var env strictjson.Envelope
+	if strictjson.Parse(data, g.msg.limits, g.msg.schemaFor, &env) != nil {
 		return
 	}
 	reg := g.msg.actions[string(env.Action)]
 	if reg.plan == nil {
 		return
 	}
-	_, got := g.msg.decode(reg, env.Payload)
-	_, want := g.msg.decode(validatorOnly(reg), env.Payload)
+	_, got := g.msg.decode(reg, env.Checked())
+	_, want := g.msg.decode(validatorOnly(reg), env.Checked())
 	if got != want {
 		t.Fatalf("%s: compiled checks %q, validator/v10 %q", data, got, want)
 	}
@@ -202,7 +202,7 @@ func TestReadPath_TagsCompiled(t *testing.T) {
 			t.Errorf("%s: compiled, want validator/v10", a)
 		}
 	}
-	if _, why := g2.msg.decode(g2.msg.actions["mail"], []byte(`{"to":"not a mail"}`)); why != `field "to" failed "email"` {
+	if _, _, _, why := readPath(g2, []byte(`{"action":"mail","payload":{"to":"not a mail"}}`)); why != `field "to" failed "email"` {
 		t.Errorf("mail: %q", why)
 	}
 }
@@ -329,7 +329,7 @@ func TestReadPath_ValidatorPanicContained(t *testing.T) {
 }
 
 // FuzzReadPath feeds arbitrary bytes through the path every client frame
-// takes: envelope.Parse with the registered schemas, then decode and the
+// takes: strictjson.Parse with the registered schemas, then decode and the
 // validator. It must not panic, anything accepted must name a registered
 // action and decode into that action's type, the strict parser must
 // agree with encoding/json on what it accepts, and the compiled validate
@@ -345,14 +345,14 @@ func FuzzReadPath(f *testing.F) {
 		if code == "internal" {
 			t.Fatalf("%q: %s", data, reason)
 		}
-		if code == envelope.CodeUnknownAction {
+		if code == strictjson.CodeUnknownAction {
 			if g.msg.actions[string(env.Action)] != nil {
 				t.Fatalf("%q: registered action %q reported unknown", data, env.Action)
 			}
 			return
 		}
 		if code != "" {
-			if code != envelope.CodeInvalidMessage || reason == "" {
+			if code != strictjson.CodeInvalidMessage || reason == "" {
 				t.Fatalf("%q: refusal (%q, %q)", data, code, reason)
 			}
 			return

@@ -1,4 +1,4 @@
-package envelope
+package strictjson
 
 import (
 	"bytes"
@@ -276,7 +276,7 @@ type fuzzItem struct {
 	Sub []fuzzItem `json:"sub"`
 }
 
-// want describes, independently of CompileSchema, what fuzzMsg accepts.
+// want describes, independently of Compile, what fuzzMsg accepts.
 type want struct {
 	kind   string // "any", "object", "map", "array", "string", "number", "bool"
 	fields map[string]*want

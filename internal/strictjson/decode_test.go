@@ -1,45 +1,42 @@
-package decode
+package strictjson
 
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
-
-	"github.com/wssec/wssec/internal/envelope"
 )
 
 // Types the tests and the fuzz target decode, with encoding/json as the
 // oracle.
 type (
-	myString string
-	flat     struct {
-		S        string   `json:"s"`
-		B        bool     `json:"b"`
-		I        int      `json:"i"`
-		I8       int8     `json:"i8"`
-		I16      int16    // untagged: its Go name
-		I32      int32    `json:"i32,omitempty"`
-		I64      int64    `json:"i64"`
-		U        uint     `json:"u"`
-		U8       uint8    `json:"u8"`
-		U16      uint16   `json:"u16"`
-		U32      uint32   `json:"u32"`
-		U64      uint64   `json:"u64"`
-		UP       uintptr  `json:"up"`
-		F32      float32  `json:"f32"`
-		F64      float64  `json:"f64"`
-		Named    myString `json:"named"`
-		BadTag   string   `json:"x\\y"` // invalid tag name: the Go name is used
-		Dash     string   `json:"-"`
-		DashName string   `json:"-,"` // named "-"
-		Sym      string   `json:"a-b.c"`
-		Uni      string   `json:"ünï"`
+	decString string
+	flat      struct {
+		S        string    `json:"s"`
+		B        bool      `json:"b"`
+		I        int       `json:"i"`
+		I8       int8      `json:"i8"`
+		I16      int16     // untagged: its Go name
+		I32      int32     `json:"i32,omitempty"`
+		I64      int64     `json:"i64"`
+		U        uint      `json:"u"`
+		U8       uint8     `json:"u8"`
+		U16      uint16    `json:"u16"`
+		U32      uint32    `json:"u32"`
+		U64      uint64    `json:"u64"`
+		UP       uintptr   `json:"up"`
+		F32      float32   `json:"f32"`
+		F64      float64   `json:"f64"`
+		Named    decString `json:"named"`
+		BadTag   string    `json:"x\\y"` // invalid tag name: the Go name is used
+		Dash     string    `json:"-"`
+		DashName string    `json:"-,"` // named "-"
+		Sym      string    `json:"a-b.c"`
+		Uni      string    `json:"ünï"`
 		hidden   string
 	}
 	small struct {
@@ -148,20 +145,39 @@ var subjects = []struct {
 	{reflect.TypeFor[[]*[]string](), []string{`[["a"],null,[]]`}},
 }
 
-// equivalent decodes payload with encoding/json and with the compiled
-// decoder, with and without an arena, and reports any difference.
-func equivalent(t testing.TB, d *Decoder, payload []byte) {
+// accepted wraps p in a message of its own and returns the payload that
+// Parse accepts with sch, or false.
+func accepted(sch *Schema, p []byte) (Checked, bool) {
+	msg := append(append([]byte(`{"action":"a","payload":`), p...), '}')
+	var env Envelope
+	if err := Parse(msg, Limits{}, func([]byte) *Schema { return sch }, &env); err != nil {
+		return Checked{}, false
+	}
+	return env.Checked(), true
+}
+
+// equivalent wraps p in a message and, if Parse accepts it with sch,
+// decodes the accepted payload with encoding/json and with sch's compiled
+// decoder, with and without an arena, and reports any difference. It
+// reports whether it compared.
+func equivalent(t testing.TB, sch *Schema, p []byte) bool {
 	t.Helper()
+	first, ok := accepted(sch, p)
+	if !ok {
+		return false
+	}
+	payload := bytes.Clone(first.Bytes())
+	d := sch.Decoder()
 	typ := d.Type()
 	want := reflect.New(typ)
 	errJ := json.Unmarshal(payload, want.Interface())
 	for _, withArena := range []bool{false, true} {
 		// The decoder's input is a private copy, overwritten afterwards:
 		// no decoded value may alias it.
-		in := bytes.Clone(payload)
+		in, _ := accepted(sch, p)
 		var arena []byte
 		if withArena {
-			arena = make([]byte, 3, 3+len(in)) // a used prefix, then room
+			arena = make([]byte, 3, 3+len(in.Bytes())) // a used prefix, then room
 		}
 		got := reflect.New(typ)
 		errF := d.Decode(in, got, arena)
@@ -171,8 +187,8 @@ func equivalent(t testing.TB, d *Decoder, payload []byte) {
 		if errJ != nil {
 			continue
 		}
-		for i := range in {
-			in[i] = 'X'
+		for i := range in.Bytes() {
+			in.Bytes()[i] = 'X'
 		}
 		if !reflect.DeepEqual(want.Interface(), got.Interface()) {
 			t.Fatalf("%v %q (arena %v):\nencoding/json %s\ndecoder       %s", typ, payload, withArena, dump(want), dump(got))
@@ -181,6 +197,7 @@ func equivalent(t testing.TB, d *Decoder, payload []byte) {
 			t.Fatalf("%v %q: the used part of the arena was overwritten", typ, payload)
 		}
 	}
+	return true
 }
 
 func dump(v reflect.Value) string {
@@ -191,42 +208,29 @@ func dump(v reflect.Value) string {
 	return string(b)
 }
 
-// accepted reports the payload envelope.Parse accepts for typ, wrapping p
-// in an envelope, or nil.
-func accepted(t testing.TB, sch *envelope.Schema, p []byte) []byte {
-	msg := append(append([]byte(`{"action":"a","payload":`), p...), '}')
-	var env envelope.Envelope
-	if err := envelope.Parse(msg, envelope.Limits{}, func([]byte) *envelope.Schema { return sch }, &env); err != nil {
-		return nil
-	}
-	return env.Payload
-}
-
 func TestDecode_MatchesEncodingJSON(t *testing.T) {
 	checked, total := 0, 0
 	defer func() {
-		t.Logf("%d of %d seeds accepted by the envelope and compared", checked, total)
+		t.Logf("%d of %d seeds accepted by Parse and compared", checked, total)
 		if checked < total/2 {
 			t.Errorf("only %d of %d seeds compared", checked, total)
 		}
 	}()
 	for _, s := range subjects {
-		d, err := Compile(s.typ)
+		sch, err := Compile(s.typ)
 		if err != nil {
 			t.Fatalf("Compile(%v): %v", s.typ, err)
 		}
-		sch, err := envelope.CompileSchema(s.typ)
-		if err != nil {
-			t.Fatal(err)
+		if sch.Decoder() == nil {
+			t.Fatalf("Compile(%v): no decoder", s.typ)
 		}
 		for _, seed := range s.seeds {
 			t.Run(fmt.Sprintf("%v/%s", s.typ, seed), func(t *testing.T) {
-				// Every seed, even one the envelope refuses, where the
-				// decoder happens to agree; and the envelope's payload.
+				// Every seed, even one Parse refuses (then nothing is
+				// compared), and the payload Parse accepted.
 				total++
-				if p := accepted(t, sch, []byte(seed)); p != nil {
+				if equivalent(t, sch, []byte(seed)) {
 					checked++
-					equivalent(t, d, p)
 				}
 			})
 		}
@@ -234,12 +238,14 @@ func TestDecode_MatchesEncodingJSON(t *testing.T) {
 }
 
 // TestDecode_Refusals: values encoding/json refuses are refused, with the
-// decoder's own error (not a panic, not a partial success).
+// decoder's own error (not a panic, not a partial success), even those
+// that Parse would have refused before.
 func TestDecode_Refusals(t *testing.T) {
-	d, err := Compile(reflect.TypeFor[flat]())
+	sch, err := Compile(reflect.TypeFor[flat]())
 	if err != nil {
 		t.Fatal(err)
 	}
+	d := sch.Decoder()
 	for in, want := range map[string]error{
 		`{"i8":128}`:      ErrRange,
 		`{"u":-1}`:        ErrRange,
@@ -260,24 +266,71 @@ func TestDecode_Refusals(t *testing.T) {
 		`{"s" "x"}`:       ErrSyntax,
 		`{"s":"x" "b":1}`: ErrSyntax,
 	} {
-		if err := d.Decode([]byte(in), reflect.New(reflect.TypeFor[flat]()), nil); err != want {
+		if err := d.decode([]byte(in), reflect.New(reflect.TypeFor[flat]()), nil); err != want {
 			t.Errorf("%s: %v, want %v", in, err, want)
 		}
 	}
-	if err := d.Decode([]byte(`{}`), reflect.ValueOf(&small{}), nil); err != ErrTarget {
+	p, ok := accepted(sch, []byte(`{}`))
+	if !ok {
+		t.Fatal("{} refused")
+	}
+	if err := d.Decode(p, reflect.ValueOf(&small{}), nil); err != ErrTarget {
 		t.Errorf("wrong destination type: %v", err)
 	}
-	if err := d.Decode([]byte(`{}`), reflect.ValueOf((*flat)(nil)), nil); err != ErrTarget {
+	if err := d.Decode(p, reflect.ValueOf((*flat)(nil)), nil); err != ErrTarget {
 		t.Errorf("nil destination: %v", err)
 	}
-	if err := d.Decode([]byte(`{}`), reflect.Value{}, nil); err != ErrTarget {
+	if err := d.Decode(p, reflect.Value{}, nil); err != ErrTarget {
 		t.Errorf("no destination: %v", err)
 	}
 }
 
+// TestDecode_OnlyChecked: the decoder takes only a payload that Parse
+// accepted with the decoder's own schema: not one checked with another
+// schema of the same type, with none, or no payload at all.
+func TestDecode_OnlyChecked(t *testing.T) {
+	sch, err := SchemaFor[small]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := SchemaFor[small]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := reflect.New(reflect.TypeFor[small]())
+	if p, ok := accepted(sch, []byte(`{"a":"x"}`)); !ok || sch.Decoder().Decode(p, dst, nil) != nil {
+		t.Fatal("a checked payload was refused")
+	}
+	if p, _ := accepted(other, []byte(`{"a":"x"}`)); sch.Decoder().Decode(p, dst, nil) != ErrUnchecked {
+		t.Error("decoded a payload checked with another schema")
+	}
+	var env Envelope
+	if err := Parse([]byte(`{"action":"a","payload":{"a":"x"}}`), Limits{}, nil, &env); err != nil {
+		t.Fatal(err)
+	}
+	if sch.Decoder().Decode(env.Checked(), dst, nil) != ErrUnchecked || env.Payload == nil {
+		t.Error("decoded a payload checked with no schema")
+	}
+	unknown := func([]byte) *Schema { return nil }
+	if err := Parse([]byte(`{"action":"a","payload":{"a":"x"}}`), Limits{}, unknown, &env); err != ErrUnknownAction {
+		t.Fatal(err)
+	}
+	if sch.Decoder().Decode(env.Checked(), dst, nil) != ErrUnchecked {
+		t.Error("decoded the payload of an unknown action")
+	}
+	if sch.Decoder().Decode(Checked{}, dst, nil) != ErrUnchecked {
+		t.Error("decoded no payload")
+	}
+	if err := Parse([]byte(`{"action":"a","payload":{"a":"x"}} x`), Limits{}, func([]byte) *Schema { return sch }, &env); err == nil ||
+		env.Checked().Bytes() != nil || env.Checked().by != nil {
+		t.Errorf("a refused message left a checked payload (%v)", err)
+	}
+}
+
+// TestCompile_Unsupported: types the decoder leaves to encoding/json as a
+// whole have a schema but no decoder (a nil type is an error of Compile).
 func TestCompile_Unsupported(t *testing.T) {
 	for _, typ := range []reflect.Type{
-		nil,
 		reflect.TypeFor[map[string]int](),
 		reflect.TypeFor[any](),
 		reflect.TypeFor[json.RawMessage](),
@@ -291,16 +344,16 @@ func TestCompile_Unsupported(t *testing.T) {
 		reflect.TypeFor[withNamed](),
 		reflect.TypeFor[[]withNamed](),
 	} {
-		if _, err := Compile(typ); !errors.Is(err, ErrUnsupported) {
-			t.Errorf("Compile(%v): %v, want ErrUnsupported", typ, err)
+		if s, err := Compile(typ); err != nil || s.Decoder() != nil {
+			t.Errorf("Compile(%v): %v, want a schema without a decoder", typ, err)
 		}
 	}
 	for _, typ := range []reflect.Type{
 		reflect.TypeFor[string](), reflect.TypeFor[[]string](), reflect.TypeFor[*small](),
 		reflect.TypeFor[opaqueFields](), reflect.TypeFor[struct{}](),
 	} {
-		if _, err := Compile(typ); err != nil {
-			t.Errorf("Compile(%v): %v", typ, err)
+		if s, err := Compile(typ); err != nil || s.Decoder() == nil {
+			t.Errorf("Compile(%v): %v, want a decoder", typ, err)
 		}
 	}
 }
@@ -310,15 +363,19 @@ func TestCompile_Unsupported(t *testing.T) {
 // points into the arena's spare capacity, and the arena is filled in
 // order without reallocation.
 func TestDecode_Arena(t *testing.T) {
-	d, err := Compile(reflect.TypeFor[flat]())
+	sch, err := Compile(reflect.TypeFor[flat]())
 	if err != nil {
 		t.Fatal(err)
 	}
+	d := sch.Decoder()
 	if !d.UsesArena() {
 		t.Fatal("a type with strings does not use the arena")
 	}
-	in := []byte(`{"s":"hello \u00e9\n","b":true,"i":-42,"u64":18446744073709551615,"f64":2.5,"named":"n","a-b.c":"x"}`)
-	arena := make([]byte, 0, len(in))
+	in, ok := accepted(sch, []byte(`{"s":"hello \u00e9\n","b":true,"i":-42,"u64":18446744073709551615,"f64":2.5,"named":"n","a-b.c":"x"}`))
+	if !ok {
+		t.Fatal("refused")
+	}
+	arena := make([]byte, 0, len(in.Bytes()))
 	var v flat
 	dst := reflect.ValueOf(&v)
 	allocs := testing.AllocsPerRun(100, func() {
@@ -341,54 +398,53 @@ func TestDecode_Arena(t *testing.T) {
 		t.Errorf("decoded %+v", v)
 	}
 	n, err := Compile(reflect.TypeFor[struct{ N, M int }]())
-	if err != nil || n.UsesArena() {
-		t.Errorf("a type without strings: UsesArena %v, %v", n.UsesArena(), err)
+	if err != nil || n.Decoder().UsesArena() {
+		t.Errorf("a type without strings: UsesArena %v, %v", n.Decoder().UsesArena(), err)
+	}
+	m, err := Compile(reflect.TypeFor[struct{ M map[string]string }]())
+	if err != nil || m.Decoder().UsesArena() {
+		t.Errorf("strings only inside a part encoding/json decodes: UsesArena %v, %v", m.Decoder().UsesArena(), err)
 	}
 }
 
 // TestDecode_ArenaTooSmall: a string that does not fit has its own
 // buffer; earlier strings stay intact.
 func TestDecode_ArenaTooSmall(t *testing.T) {
-	d, err := Compile(reflect.TypeFor[small]())
+	sch, err := Compile(reflect.TypeFor[small]())
 	if err != nil {
 		t.Fatal(err)
 	}
+	in, ok := accepted(sch, []byte(`{"a":"0123456789"}`))
+	if !ok {
+		t.Fatal("refused")
+	}
 	var s small
-	if err := d.Decode([]byte(`{"a":"0123456789"}`), reflect.ValueOf(&s), make([]byte, 0, 4)); err != nil || s.A != "0123456789" {
+	if err := sch.Decoder().Decode(in, reflect.ValueOf(&s), make([]byte, 0, 4)); err != nil || s.A != "0123456789" {
 		t.Fatalf("%+v %v", s, err)
 	}
 }
 
-// FuzzDecode checks, for several types, that on every payload that
-// envelope.Parse accepts with the type's schema the compiled decoder and
-// encoding/json agree on acceptance and on the decoded value, and that on
-// any input at all the decoder does not panic.
+// FuzzDecode checks, for several types, that on every payload that Parse
+// accepts with the type's schema the compiled decoder and encoding/json
+// agree on acceptance and on the decoded value, and that on any input at
+// all, checked or not, the decoder does not panic.
 func FuzzDecode(f *testing.F) {
-	type subject struct {
-		d   *Decoder
-		sch *envelope.Schema
-	}
-	var subs []subject
+	var schemas []*Schema
 	for i, s := range subjects {
-		d, err := Compile(s.typ)
+		sch, err := Compile(s.typ)
 		if err != nil {
 			f.Fatal(err)
 		}
-		sch, err := envelope.CompileSchema(s.typ)
-		if err != nil {
-			f.Fatal(err)
-		}
-		subs = append(subs, subject{d, sch})
+		schemas = append(schemas, sch)
 		for _, seed := range s.seeds {
 			f.Add(uint8(i), []byte(seed))
 		}
 	}
 	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
-		s := subs[int(which)%len(subs)]
+		sch := schemas[int(which)%len(schemas)]
 		// Anything: no panic, whatever the result.
-		_ = s.d.Decode(data, reflect.New(s.d.Type()), make([]byte, 0, len(data)))
-		if p := accepted(t, s.sch, data); p != nil {
-			equivalent(t, s.d, p)
-		}
+		d := sch.Decoder()
+		_ = d.decode(data, reflect.New(d.Type()), make([]byte, 0, len(data)))
+		equivalent(t, sch, data)
 	})
 }

@@ -1,4 +1,4 @@
-package envelope
+package strictjson
 
 import (
 	"encoding/json"
@@ -497,7 +497,7 @@ func TestErrorsAreDistinct(t *testing.T) {
 		if e.Code != want {
 			t.Errorf("%q: code %q, want %q", e.Reason, e.Code, want)
 		}
-		if e.Error() != "envelope: "+e.Reason {
+		if e.Error() != "strictjson: "+e.Reason {
 			t.Errorf("Error() = %q", e.Error())
 		}
 		if !errors.Is(fmt.Errorf("wrap: %w", e), e) {

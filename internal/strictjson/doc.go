@@ -1,9 +1,12 @@
-// Package envelope is a strict, allocation-lean scanner for the JSON
-// envelope of every client WebSocket message,
+// Package strictjson reads the JSON of every client WebSocket message: a
+// strict, allocation-lean scanner for the envelope,
 //
 //	{"action": "...", "channel": "...", "id": "...", "payload": <any JSON value>}
 //
-// and for the strict check of the payload against a per-action key schema.
+// a strict check of the payload against a per-action key schema, and a
+// precompiled decoder of the checked payload into the action's Go type.
+// One lexer reads the JSON and one reflect compile ([Compile]) yields both
+// the schema and the decoder, so the two cannot disagree on a type.
 //
 // encoding/json is lenient where a security boundary must not be: it
 // accepts duplicate keys (the last one wins, so two layers of a system may
@@ -64,6 +67,45 @@
 // Parse uses no reflection and, for messages without escaped strings and
 // objects of at most a few dozen keys, does not allocate. It keeps an
 // explicit, bounded stack instead of recursing. Schemas are compiled once,
-// with reflection, by [CompileSchema], typically when an action is
-// registered.
-package envelope
+// with reflection, by [Compile], typically when an action is registered.
+//
+// # Decoding a checked payload
+//
+// A [Schema]'s [Decoder] produces exactly what encoding/json.Unmarshal
+// produces, without encoding/json's per-call reflection and allocations.
+// It takes only a [Checked] payload, which only Parse makes, from a
+// payload it accepted with that same Schema ([Envelope.Checked]): the
+// decoder relies on that check (one syntactically valid JSON value, valid
+// UTF-8, no lone surrogates, no duplicate keys, every object key decoded
+// into a struct exactly the JSON name of one of its fields), and the type
+// system sees that it has been made.
+//
+// The decoder handles strings, booleans, every integer and float kind,
+// structs (fields selected by their json tags as encoding/json does),
+// pointers and slices of those, to any depth, including recursive types.
+// A part of the type that needs encoding/json's own rules — a map, an
+// interface, an array, []byte (base64), json.Number, a type with an
+// UnmarshalJSON or UnmarshalText method, a struct with embedded fields or
+// a ",string" option — is handed to encoding/json.Unmarshal for just that
+// value, which decodes it exactly as it would inside the enclosing value.
+// When the type itself is such a part (or contains a named pointer type,
+// whose handling by encoding/json is irregular), [Schema.Decoder] is nil
+// and the caller uses encoding/json on [Checked.Bytes].
+//
+// Decode stores values through unsafe pointers, at the field offsets and
+// with the kinds that Compile read from reflect; the input decides only
+// which of those fields are written and with what values, never where. It
+// allocates pointers' targets and grows slices with reflect, so the
+// garbage collector always sees typed memory, and it bounds its recursion
+// as encoding/json does (10000 levels). It keeps these properties on any
+// input, checked or not: it never panics and never writes outside the
+// value; a key that names no field is refused rather than skipped.
+//
+// Decode copies every decoded string (unescaped) into the spare capacity
+// of a caller-supplied arena and returns strings that point into it, so
+// that strings cost no allocation. The unescaped strings of a payload
+// never take more bytes than the payload, so an arena with len(payload)
+// spare bytes always suffices; without room, a string is allocated as
+// usual. The caller owns the arena's backing array and must never modify
+// it afterwards: the strings alias it.
+package strictjson

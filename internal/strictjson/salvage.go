@@ -1,4 +1,4 @@
-package envelope
+package strictjson
 
 import "unicode/utf8"
 
@@ -41,7 +41,7 @@ func Refine(data []byte, lim Limits, schemas func(action []byte) *Schema, err *E
 	if i >= len(data) || data[i] != '{' || !utf8.Valid(data) {
 		return err
 	}
-	end, scratch, serr := scanValue(data, i, nil, 0, lim.MaxDepth, env.Scratch)
+	end, scratch, serr := checkValue(data, i, nil, 0, lim.MaxDepth, env.Scratch)
 	env.Scratch = scratch
 	if serr != nil || skipWS(data, end) != len(data) {
 		return err
@@ -107,7 +107,7 @@ func Salvage(data []byte, lim Limits, env *Envelope) {
 				} else {
 					ok = len(b) <= lim.MaxActionLen && printableASCII(b)
 				}
-			} else if i = skipLenient(data, i); i < 0 {
+			} else if i = skipValue(data, i); i < 0 {
 				break
 			}
 			if m == memberID {
@@ -117,7 +117,7 @@ func Salvage(data []byte, lim Limits, env *Envelope) {
 				actionSeen++
 				action, actionOK = s, ok
 			}
-		} else if i = skipLenient(data, i); i < 0 {
+		} else if i = skipValue(data, i); i < 0 {
 			break
 		}
 		if i = skipWS(data, i); i >= len(data) || data[i] != ',' {
@@ -132,47 +132,6 @@ func Salvage(data []byte, lim Limits, env *Envelope) {
 		env.Action = action.bytes(data, scratch)
 	}
 	env.Scratch = scratch
-}
-
-// skipLenient returns the index just after the JSON-like value at data[i],
-// or -1 if the input ends first. It only matches brackets and strings, so
-// it gets past values that Parse refuses (a duplicate key, a bad number),
-// to reach members that follow them.
-func skipLenient(data []byte, i int) int {
-	depth := 0
-	for i < len(data) {
-		switch data[i] {
-		case '"':
-			q, _, err := scanString(data, i+1)
-			if err != nil {
-				return -1
-			}
-			i = q + 1
-			if depth == 0 {
-				return i
-			}
-		case '{', '[':
-			depth++
-			i++
-		case '}', ']':
-			if depth == 0 {
-				return i
-			}
-			depth--
-			i++
-			if depth == 0 {
-				return i
-			}
-		case ',':
-			if depth == 0 {
-				return i
-			}
-			i++
-		default:
-			i++
-		}
-	}
-	return -1
 }
 
 // printableASCII reports whether b is non-empty printable ASCII without

@@ -1,4 +1,4 @@
-package envelope
+package strictjson
 
 import (
 	"bytes"
@@ -10,10 +10,12 @@ import (
 	"time"
 )
 
-// describe renders a schema node, e.g. {a:string,b:[number]}; "*" is any
-// and "^" a node already being printed (recursion).
+// describe renders a schema node, e.g. {a:string,b:[number]}, struct
+// members sorted by name; "*" is any and "^" a node already being printed
+// (recursion). Pointers are transparent, as to the checker.
 func describe(n *node, seen map[*node]bool) string {
-	if n == nil {
+	n = n.deref()
+	if n == nil || n.kind == kAny {
 		return "*"
 	}
 	if seen[n] {
@@ -39,6 +41,7 @@ func describe(n *node, seen map[*node]bool) string {
 	for _, f := range n.fields {
 		parts = append(parts, f.name+":"+describe(f.node, seen))
 	}
+	sort.Strings(parts)
 	return "{" + strings.Join(parts, ",") + "}"
 }
 
@@ -146,7 +149,7 @@ func (*custom) UnmarshalJSON([]byte) error    { return nil }
 func (*textual) UnmarshalText(b []byte) error { return nil }
 func (textual) MarshalText() ([]byte, error)  { return nil, nil }
 
-func TestCompileSchema(t *testing.T) {
+func TestCompile(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		typ  reflect.Type
@@ -167,7 +170,7 @@ func TestCompileSchema(t *testing.T) {
 		{"map keys", reflect.TypeFor[mapKeys](), "{i:map[string],t:map[string]}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := CompileSchema(tc.typ)
+			s, err := Compile(tc.typ)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,7 +195,7 @@ func TestCompileSchema(t *testing.T) {
 	}
 }
 
-func TestCompileSchemaErrors(t *testing.T) {
+func TestCompileErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		typ  reflect.Type
@@ -209,9 +212,9 @@ func TestCompileSchemaErrors(t *testing.T) {
 		{"embedded pointer to unexported struct", reflect.TypeFor[struct{ *inner }](), "embedded pointer to unexported struct"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := CompileSchema(tc.typ)
+			s, err := Compile(tc.typ)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("CompileSchema = %v, %v; want error containing %q", s, err, tc.want)
+				t.Fatalf("Compile = %v, %v; want error containing %q", s, err, tc.want)
 			}
 		})
 	}
@@ -266,13 +269,33 @@ func TestSchemaMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-func TestSchemaFieldsSorted(t *testing.T) {
+// TestSchemaFieldsInOrder: struct members keep their declaration order
+// (members usually arrive in it, and the decoder looks there first), and
+// a flat struct's members carry their offsets.
+func TestSchemaFieldsInOrder(t *testing.T) {
 	s, err := SchemaFor[tagged]()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sort.SliceIsSorted(s.root.fields, func(i, j int) bool { return s.root.fields[i].name < s.root.fields[j].name }) {
-		t.Fatal("fields not sorted")
+	var names []string
+	for _, f := range s.root.fields {
+		names = append(names, f.name)
+	}
+	if got, want := strings.Join(names, " "), "a b C - Bad odd-name.x q qp qs f u"; got != want {
+		t.Fatalf("fields %s, want %s", got, want)
+	}
+	s, err = SchemaFor[tree]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := reflect.TypeFor[tree]()
+	for i, f := range s.root.fields {
+		if sf := rt.Field(i); f.off != sf.Offset {
+			t.Errorf("field %s at offset %d, want %d", f.name, f.off, sf.Offset)
+		}
+	}
+	if s.root.op != opStruct {
+		t.Errorf("tree is decoded by encoding/json")
 	}
 }
 

@@ -1,4 +1,6 @@
-package envelope
+package strictjson
+
+import "errors"
 
 // Codes carried in [Error].Code; they are the codes of the error frame sent
 // to the client.
@@ -22,8 +24,8 @@ type Error struct {
 	Reason string
 }
 
-// Error returns "envelope: " followed by the reason.
-func (e *Error) Error() string { return "envelope: " + e.Reason }
+// Error returns "strictjson: " followed by the reason.
+func (e *Error) Error() string { return "strictjson: " + e.Reason }
 
 // The refusals returned by [Parse]. They must not be modified.
 var (
@@ -77,4 +79,25 @@ var (
 	// ErrUnknownAction: the message is otherwise acceptable but no schema
 	// is registered for its action.
 	ErrUnknownAction = &Error{CodeUnknownAction, "unknown action"}
+)
+
+// The errors of [Decoder.Decode], besides those of encoding/json for the
+// parts of a type handed to it. Their text is fixed and never echoes
+// input.
+var (
+	// ErrUnchecked: the payload did not pass Parse with the decoder's own
+	// Schema.
+	ErrUnchecked = errors.New("strictjson: payload not checked with the decoder's schema")
+	// ErrSyntax: the input is not the JSON that Parse accepts.
+	ErrSyntax = errors.New("strictjson: malformed input")
+	// ErrType: a JSON value of the wrong kind for its Go type, or a key
+	// that names no field.
+	ErrType = errors.New("strictjson: value does not fit the type")
+	// ErrRange: a number that does not fit its Go type, or that an
+	// integer type cannot hold (a fraction, an exponent).
+	ErrRange = errors.New("strictjson: number does not fit the type")
+	// ErrDepth: nesting deeper than encoding/json accepts.
+	ErrDepth = errors.New("strictjson: nesting too deep")
+	// ErrTarget: Decode was given a destination of the wrong type.
+	ErrTarget = errors.New("strictjson: destination of the wrong type")
 )

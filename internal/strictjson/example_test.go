@@ -1,11 +1,11 @@
-package envelope_test
+package strictjson_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 
-	"github.com/wssec/wssec/internal/envelope"
+	"github.com/wssec/wssec/internal/strictjson"
 )
 
 func ExampleParse() {
@@ -13,33 +13,34 @@ func ExampleParse() {
 		Text string `json:"text"`
 	}
 	// Compile once, at registration.
-	sch, err := envelope.SchemaFor[publish]()
+	sch, err := strictjson.SchemaFor[publish]()
 	if err != nil {
 		panic(err)
 	}
-	schemas := func(action []byte) *envelope.Schema {
+	schemas := func(action []byte) *strictjson.Schema {
 		if string(action) == "publish" {
 			return sch
 		}
 		return nil
 	}
 
-	var env envelope.Envelope // reuse it across messages
+	var env strictjson.Envelope // reuse it across messages
 	for _, msg := range []string{
 		`{"action":"publish","channel":"tenant:acme:room1","id":"42","payload":{"text":"hello"}}`,
 		`{"action":"publish","id":"43","payload":{"text":"a","Text":"b"}}`,
 		`{"action":"publish","payload":{"text":"a","text":"b"}}`,
 		`{"action":"delete","id":"44"}`,
 	} {
-		err := envelope.Parse([]byte(msg), envelope.Limits{}, schemas, &env)
-		var e *envelope.Error
+		err := strictjson.Parse([]byte(msg), strictjson.Limits{}, schemas, &env)
+		var e *strictjson.Error
 		if errors.As(err, &e) {
 			fmt.Printf("refused: %s (%s) id=%q\n", e.Code, e.Reason, env.ID)
 			continue
 		}
 		// Safe: no duplicate, unknown or case-variant key can reach here.
+		// The decoder takes only the payload as the schema checked it.
 		var p publish
-		if err := json.Unmarshal(env.Payload, &p); err != nil {
+		if err := sch.Decoder().Decode(env.Checked(), reflect.ValueOf(&p), nil); err != nil {
 			panic(err)
 		}
 		fmt.Printf("%s on %s: %q\n", env.Action, env.Channel, p.Text)

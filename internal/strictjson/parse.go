@@ -1,4 +1,4 @@
-package envelope
+package strictjson
 
 import (
 	"unicode"
@@ -82,13 +82,23 @@ type Envelope struct {
 	// whitespace, or nil when the message has none. It is syntactically
 	// valid, valid UTF-8, free of duplicate keys, within the depth limit
 	// and, when the action has a Schema, free of unknown or case-variant
-	// keys: safe to hand to encoding/json.
+	// keys: safe to hand to encoding/json. Decode it with the Schema's
+	// Decoder through Checked.
 	Payload []byte
 	// Scratch is where escaped strings are unescaped. Parse truncates it,
 	// appends to it and stores the grown buffer back. Leave it nil, or set
 	// it to a buffer to use; do not modify it while the Envelope is in use.
 	Scratch []byte
+
+	checked Checked // the payload, as the action's Schema accepted it
 }
+
+// Checked returns the payload as checked with the action's [Schema]: the
+// only form of it that the Schema's [Decoder] accepts. It is the zero
+// Checked when the message has no payload, when Parse refused the message
+// (ErrUnknownAction included) or checked it with no Schema. Like Payload,
+// it is valid while Parse's input is unchanged.
+func (e *Envelope) Checked() Checked { return e.checked }
 
 // Parse validates data, one client message, and fills env, which must not
 // be nil. It refuses the message, returning one of the *[Error] values of
@@ -232,7 +242,7 @@ func parse(data []byte, lim Limits, schemas func([]byte) *Schema, env *Envelope)
 					payValidated = true
 				}
 				payStart = i
-				if i, scratch, err = scanValue(data, i, root, 1, lim.MaxDepth, scratch); err != nil {
+				if i, scratch, err = checkValue(data, i, root, 1, lim.MaxDepth, scratch); err != nil {
 					return err
 				}
 				payEnd = i
@@ -261,7 +271,7 @@ func parse(data []byte, lim Limits, schemas func([]byte) *Schema, env *Envelope)
 	if seen&memberPayload != 0 && sch != nil && !payValidated {
 		// The payload came before the action: check it against the
 		// schema now.
-		if _, scratch, err = scanValue(data, payStart, sch.root, 1, lim.MaxDepth, scratch); err != nil {
+		if _, scratch, err = checkValue(data, payStart, sch.root, 1, lim.MaxDepth, scratch); err != nil {
 			return err
 		}
 	}
@@ -274,23 +284,18 @@ func parse(data []byte, lim Limits, schemas func([]byte) *Schema, env *Envelope)
 	if seen&memberID != 0 {
 		env.ID = id.bytes(data, scratch)
 	}
+	env.checked = Checked{}
 	if seen&memberPayload != 0 {
 		env.Payload = data[payStart:payEnd:payEnd]
+		if sch != nil {
+			env.checked = Checked{data: env.Payload, by: sch}
+		}
 	}
 	env.Scratch = scratch
 	if unknown {
 		return ErrUnknownAction
 	}
 	return nil
-}
-
-// isValueStart reports whether c can start a JSON value.
-func isValueStart(c byte) bool {
-	switch c {
-	case '{', '[', '"', '-', 't', 'f', 'n':
-		return true
-	}
-	return '0' <= c && c <= '9'
 }
 
 // stringMember scans the envelope string value at data[i], unescaping it
