@@ -143,6 +143,9 @@ var subjects = []struct {
 	{reflect.TypeFor[[]small](), []string{`[]`, `[{"a":"x"},null,{"n":-1}]`, `null`, `{}`, `[1]`}},
 	{reflect.TypeFor[*small](), []string{`{"a":"x"}`, `null`, `{}`}},
 	{reflect.TypeFor[[]*[]string](), []string{`[["a"],null,[]]`}},
+	// A scalar that encoding/json decodes, at the end of the payload.
+	{reflect.TypeFor[*json.Number](), []string{`12`, ` -1.5e3 `, `"12"`, `null`, `true`, `[]`}},
+	{reflect.TypeFor[[]json.Number](), []string{`[1, 2.5 ,-0]`, `["1"]`, `[null]`, `[{}]`}},
 }
 
 // accepted wraps p in a message of its own and returns the payload that

@@ -404,6 +404,14 @@ func FuzzParseWithSchema(f *testing.F) {
 		if env.Payload == nil {
 			return
 		}
+		// The payload, as checked with the schema, is what a decoder of
+		// the schema takes.
+		if c := env.Checked(); c.by != sch || !bytes.Equal(c.Bytes(), env.Payload) {
+			t.Fatalf("Parse(%q): checked payload %q by %p, want %q by %p", data, c.Bytes(), c.by, env.Payload, sch)
+		}
+		if plain.Checked().by != nil {
+			t.Fatalf("Parse(%q) without schemas returned a checked payload", data)
+		}
 		// Accepted: every key is an exact field name, so encoding/json
 		// with DisallowUnknownFields can only fail on values.
 		var m fuzzMsg
