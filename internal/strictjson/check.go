@@ -54,11 +54,12 @@ const (
 	stAfter        // a value ended just before i
 )
 
-// checkValue validates the JSON value that starts at or after data[i] (after
-// whitespace), enforcing duplicate keys, the depth limit and the schema sch
-// (nil: anything; pointers are transparent, as in JSON). depth is the depth of the value's container. It returns
-// the index just after the value and scratch, to which escaped keys were
-// appended. It does not recurse.
+// checkValue validates the JSON value that starts at or after data[i]
+// (after whitespace), enforcing duplicate keys, the depth limit and the
+// schema sch (nil: anything; pointers are transparent, as in JSON). depth
+// is the depth of the value's container. It returns the index just after
+// the value and scratch, to which escaped keys were appended. It does not
+// recurse.
 func checkValue(data []byte, i int, sch *node, depth, maxDepth int, scratch []byte) (int, []byte, *Error) {
 	var frameBuf [inlineFrames]frame
 	frames := frameBuf[:0]

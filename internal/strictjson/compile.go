@@ -270,7 +270,7 @@ func (c *compiler) compile(t reflect.Type) (*node, error) {
 		}
 		n.fields = fields
 		if !flat {
-			n.op = opJSON // flattening rules and ",string": encoding/json's
+			n.op = opJSON // embedding, ",string", a hidden name: encoding/json's rules
 		}
 		if len(fields) > linearFields {
 			n.index = make(map[string]int, len(fields))
