@@ -51,6 +51,17 @@ type config struct {
 	JWKSURL  string
 	Issuer   string
 	Audience string
+	// OIDCIssuer is an OpenID Provider's issuer URL (Keycloak realm, Entra
+	// tenant, Auth0 domain...): its keys are found by discovery, every
+	// token's iss must equal it, and Audience is then required. It
+	// excludes JWKSURL and Issuer; like them it turns the development
+	// issuer and /login off.
+	OIDCIssuer string
+	// TenantClaim is a JSON pointer (RFC 6901) to the claim that holds the
+	// tenant in external tokens, e.g. "/tid" (Entra ID) or
+	// "/https:~1~1example.com~1tenant" (an Auth0 namespaced claim).
+	// Empty: the claim named "tenant".
+	TenantClaim string
 	// TLS reports whether the server serves https (and so wss).
 	TLS bool
 	// TrustedProxies are the addresses (or CIDRs) of TLS-terminating
@@ -88,8 +99,16 @@ func newApp(cfg config) (*app, error) {
 	if !cfg.TLS && !loopback {
 		return nil, fmt.Errorf("chat: %q is not a loopback address: TLS is required (-tls-cert and -tls-key)", cfg.Addr)
 	}
-	if cfg.JWKSURL == "" && (cfg.Issuer != "" || cfg.Audience != "") {
-		return nil, errors.New("chat: -issuer and -audience apply to external tokens: set -jwks-url too")
+	external := cfg.JWKSURL != "" || cfg.OIDCIssuer != ""
+	switch {
+	case cfg.OIDCIssuer != "" && (cfg.JWKSURL != "" || cfg.Issuer != ""):
+		return nil, errors.New("chat: -oidc-issuer finds the keys and sets the issuer itself: drop -jwks-url and -issuer")
+	case cfg.OIDCIssuer != "" && cfg.Audience == "":
+		// Without an audience, any access token the provider issues for
+		// any other API of the organisation would open a chat socket.
+		return nil, errors.New("chat: -oidc-issuer needs -audience (the aud your provider puts in the chat's access tokens)")
+	case !external && (cfg.Issuer != "" || cfg.Audience != "" || cfg.TenantClaim != ""):
+		return nil, errors.New("chat: -issuer, -audience and -tenant-claim apply to external tokens: set -jwks-url or -oidc-issuer too")
 	}
 	a := &app{
 		cfg:      cfg,
@@ -122,13 +141,20 @@ func newApp(cfg config) (*app, error) {
 		origins := append(ownOrigins(cfg.Addr, cfg.TLS), cfg.Origins...)
 		opts = append(opts, wssec.WithOrigins(origins...))
 	}
-	if cfg.JWKSURL != "" {
-		opts = append(opts, wssec.WithJWKS(cfg.JWKSURL))
+	if external {
+		if cfg.OIDCIssuer != "" {
+			opts = append(opts, wssec.WithOIDC(cfg.OIDCIssuer))
+		} else {
+			opts = append(opts, wssec.WithJWKS(cfg.JWKSURL))
+		}
 		if cfg.Issuer != "" {
 			opts = append(opts, wssec.WithIssuer(cfg.Issuer))
 		}
 		if cfg.Audience != "" {
 			opts = append(opts, wssec.WithAudience(cfg.Audience))
+		}
+		if cfg.TenantClaim != "" {
+			opts = append(opts, wssec.WithClaimMapping(wssec.ClaimMapping{Tenant: cfg.TenantClaim}))
 		}
 	} else {
 		iss, err := newDevIssuer()

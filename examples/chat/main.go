@@ -7,9 +7,11 @@
 // Log in with any user and tenant (the built-in development issuer signs
 // a 5-minute token for whoever asks: it has no passwords, so it exists only
 // for the demo), join rooms of your tenant and chat. To verify tokens from
-// a real identity provider instead, pass -jwks-url (with -issuer and
-// -audience); the login endpoint is then disabled and the page accepts a
-// pasted token.
+// a real identity provider instead, pass its issuer URL as -oidc-issuer
+// with -audience (the keys are found by OpenID discovery), or -jwks-url
+// (with -issuer and -audience); -tenant-claim names the claim that holds
+// the tenant when it is not "tenant". The login endpoint is then disabled
+// and the page accepts a pasted token.
 //
 // With -redis host:port, quotas, rate state, revocations, bans and tickets
 // live in that Redis, so several chat instances enforce one limit.
@@ -47,15 +49,17 @@ import (
 
 // flags is what the command line sets.
 type flags struct {
-	addr     string
-	origins  string
-	jwksURL  string
-	issuer   string
-	audience string
-	tlsCert  string
-	tlsKey   string
-	redis    string
-	proxies  string
+	addr        string
+	origins     string
+	jwksURL     string
+	oidcIssuer  string
+	issuer      string
+	audience    string
+	tenantClaim string
+	tlsCert     string
+	tlsKey      string
+	redis       string
+	proxies     string
 }
 
 func main() {
@@ -63,8 +67,10 @@ func main() {
 	flag.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address; plain ws:// only on a loopback address, TLS otherwise")
 	flag.StringVar(&f.origins, "origin", "", "extra allowed browser origins, comma-separated (e.g. https://chat.example.com)")
 	flag.StringVar(&f.jwksURL, "jwks-url", "", "verify tokens with this JWKS (https, or http on loopback) instead of the built-in development issuer; disables /login")
+	flag.StringVar(&f.oidcIssuer, "oidc-issuer", "", "verify tokens from this OpenID Provider (its issuer URL; keys by discovery) instead of the built-in development issuer; needs -audience; disables /login")
 	flag.StringVar(&f.issuer, "issuer", "", "required iss of external tokens (with -jwks-url)")
-	flag.StringVar(&f.audience, "audience", "", "required aud of external tokens (with -jwks-url)")
+	flag.StringVar(&f.audience, "audience", "", "required aud of external tokens (with -jwks-url or -oidc-issuer)")
+	flag.StringVar(&f.tenantClaim, "tenant-claim", "", `JSON pointer to the tenant claim of external tokens, e.g. /tid (default: the claim "tenant")`)
 	flag.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	flag.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	flag.StringVar(&f.redis, "redis", "", "share quotas, rates, revocations, bans and tickets through the Redis at this address (host:port); the chat rooms themselves stay in this process")
@@ -109,14 +115,16 @@ func run(ctx context.Context, f flags, logger *slog.Logger, ready func(baseURL s
 		return err
 	}
 	a, err := newApp(config{
-		Store:    store,
-		Addr:     ln.Addr().String(),
-		Origins:  splitList(f.origins),
-		JWKSURL:  f.jwksURL,
-		Issuer:   f.issuer,
-		Audience: f.audience,
-		TLS:      useTLS,
-		Logger:   logger,
+		Store:       store,
+		Addr:        ln.Addr().String(),
+		Origins:     splitList(f.origins),
+		JWKSURL:     f.jwksURL,
+		OIDCIssuer:  f.oidcIssuer,
+		TenantClaim: f.tenantClaim,
+		Issuer:      f.issuer,
+		Audience:    f.audience,
+		TLS:         useTLS,
+		Logger:      logger,
 
 		TrustedProxies: splitList(f.proxies),
 	})

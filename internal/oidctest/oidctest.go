@@ -53,6 +53,9 @@ type Options struct {
 	// "https://api.example.test".
 	Audience string
 	Clients  []Client
+	// Scopes are the scopes the resource server grants (a client asks for
+	// some of them). Default "orders:read" and "orders:write".
+	Scopes []string
 }
 
 // Provider is one oidc-provider process.
@@ -97,6 +100,9 @@ func Start(t testing.TB, o Options) *Provider {
 	}
 	if o.Audience == "" {
 		o.Audience = "https://api.example.test"
+	}
+	if len(o.Scopes) == 0 {
+		o.Scopes = []string{"orders:read", "orders:write"}
 	}
 	p := &Provider{t: t, node: nodeBin, script: filepath.Join(dir, "server.mjs"), dir: t.TempDir(), opts: o,
 		httpc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
@@ -150,6 +156,7 @@ type config struct {
 	SigningKeys   []jwk.Key    `json:"signingKeys"`
 	EncryptionKey bool         `json:"encryptionKey"`
 	Audience      string       `json:"audience"`
+	Scopes        []string     `json:"scopes"`
 	Clients       []clientJSON `json:"clients"`
 }
 
@@ -166,7 +173,7 @@ func (p *Provider) start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.runs++
-	cfg := config{Port: p.port, SigningKeys: p.keys, EncryptionKey: true, Audience: p.opts.Audience}
+	cfg := config{Port: p.port, SigningKeys: p.keys, EncryptionKey: true, Audience: p.opts.Audience, Scopes: p.opts.Scopes}
 	for _, c := range p.opts.Clients {
 		ttl := int(c.TTL / time.Second)
 		if ttl == 0 {

@@ -5,7 +5,7 @@
 //
 // The config (written by internal/oidctest) holds the port (0 = any free
 // one), the private signing keys (JWKs, the first one signs), whether to
-// publish an RSA encryption key, the audience and the clients with their
+// publish an RSA encryption key, the audience, the scopes it grants and the clients with their
 // token lifetime and extra claims. Once listening on 127.0.0.1 the script
 // prints "READY <port>" on stdout. It stops on SIGTERM or SIGKILL.
 import { readFileSync } from 'node:fs';
@@ -44,7 +44,7 @@ const provider = new Provider(issuer, {
   jwks: { keys },
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
   cookies: { keys: ['wssec-oidctest-cookie-key'] },
-  scopes: ['openid', 'orders:read', 'orders:write'],
+  scopes: ['openid', ...cfg.scopes],
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -54,7 +54,7 @@ const provider = new Provider(issuer, {
       defaultResource: () => cfg.audience,
       useGrantedResource: () => true,
       getResourceServerInfo: (_ctx, _resource, client) => ({
-        scope: 'orders:read orders:write',
+        scope: cfg.scopes.join(' '),
         audience: cfg.audience,
         accessTokenTTL: clients.get(client.clientId)?.ttl ?? 300,
         accessTokenFormat: 'jwt',
