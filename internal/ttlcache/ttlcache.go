@@ -4,9 +4,13 @@
 // security hole (a replay admitted, a revocation forgotten), so a full
 // cache refuses new entries instead of evicting live ones.
 //
-// Entries are queued in insertion order; expired entries are dropped from
-// the front of the queue as inserts pass, so the cost per operation is
-// amortised O(1) and no operation sweeps the whole map.
+// Entries are indexed by expiry in a binary heap; every operation that
+// inserts first drops the entries that have expired, so a cache refuses
+// with ErrFull exactly when it holds capacity live entries, whatever
+// order the entries expire in. An insert costs O(log n) and no operation
+// sweeps the whole map except a rebuild of the index, which happens once
+// per capacity deletions (amortised O(1)). Memory follows what the cache
+// holds, not its capacity.
 package ttlcache
 
 import (
@@ -26,8 +30,11 @@ type entry[V any] struct {
 	gen uint64
 }
 
-type queued[K comparable] struct {
+// node is one insertion in the expiry index. It is stale once its key was
+// deleted or inserted again (the map's entry has another gen).
+type node[K comparable] struct {
 	key K
+	exp int64
 	gen uint64
 }
 
@@ -35,13 +42,11 @@ type queued[K comparable] struct {
 // nanoseconds passed in by the caller, so tests control the clock. It is
 // safe for concurrent use.
 type Cache[K comparable, V any] struct {
-	mu   sync.Mutex // guards the fields below
-	m    map[K]entry[V]
-	q    []queued[K] // ring buffer of insertions
-	head int         // index of the oldest insertion
-	n    int         // queued insertions
-	gen  uint64
-	cap  int
+	mu  sync.Mutex // guards the fields below
+	m   map[K]entry[V]
+	h   []node[K] // min-heap by exp: one node per map entry, plus stale ones
+	gen uint64
+	cap int
 }
 
 // New returns a cache that holds at most capacity live entries (at least 1).
@@ -49,7 +54,7 @@ func New[K comparable, V any](capacity int) *Cache[K, V] {
 	if capacity < 1 {
 		capacity = 1
 	}
-	return &Cache[K, V]{m: make(map[K]entry[V]), q: make([]queued[K], capacity), cap: capacity}
+	return &Cache[K, V]{m: make(map[K]entry[V]), cap: capacity}
 }
 
 // Cap returns the capacity.
@@ -63,21 +68,26 @@ func (c *Cache[K, V]) Len() int {
 	return len(c.m)
 }
 
-// dropFront removes queued insertions that are stale (deleted or
-// replaced) or expired, stopping at the first live one.
-func (c *Cache[K, V]) dropFront(now int64) {
-	for c.n > 0 {
-		q := c.q[c.head]
-		e, ok := c.m[q.key]
-		if ok && e.gen == q.gen && e.exp > now {
+// live reports whether n is the map's current entry for its key.
+func (c *Cache[K, V]) live(n node[K]) bool {
+	e, ok := c.m[n.key]
+	return ok && e.gen == n.gen
+}
+
+// dropExpired removes every entry that has expired by now, and the stale
+// nodes it meets on the way. Afterwards every entry in the map is live:
+// an expired entry's node has the smallest exp, so it reaches the top.
+func (c *Cache[K, V]) dropExpired(now int64) {
+	for len(c.h) > 0 {
+		top := c.h[0]
+		stale := !c.live(top)
+		if !stale && top.exp > now {
 			return
 		}
-		if ok && e.gen == q.gen {
-			delete(c.m, q.key)
+		if !stale {
+			delete(c.m, top.key)
 		}
-		c.q[c.head] = queued[K]{}
-		c.head = (c.head + 1) % c.cap
-		c.n--
+		c.pop()
 	}
 }
 
@@ -90,44 +100,79 @@ func (c *Cache[K, V]) Add(key K, v V, exp, now int64) error {
 	if e, ok := c.m[key]; ok && e.exp > now {
 		return ErrExists
 	}
-	c.dropFront(now)
-	if c.n == c.cap {
-		// Stale queue slots may sit behind a live front entry; compact
-		// once the queue is full of them before declaring the cache full.
-		if len(c.m) < c.cap {
-			c.compact(now)
-		}
-		if c.n == c.cap {
-			return ErrFull
-		}
+	c.dropExpired(now)
+	if len(c.m) >= c.cap {
+		return ErrFull
+	}
+	if len(c.h) >= 2*c.cap {
+		c.rebuild() // more than capacity stale nodes: drop them
 	}
 	c.gen++
 	c.m[key] = entry[V]{v: v, exp: exp, gen: c.gen}
-	c.q[(c.head+c.n)%c.cap] = queued[K]{key: key, gen: c.gen}
-	c.n++
+	c.push(node[K]{key: key, exp: exp, gen: c.gen})
 	return nil
 }
 
-// compact rebuilds the queue from live entries. It runs only when the
-// queue is full but the map is not, which takes at least capacity
-// deletions since the last compaction: amortised O(1) per operation.
-func (c *Cache[K, V]) compact(now int64) {
-	nq := make([]queued[K], c.cap)
-	n := 0
-	for i := 0; i < c.n; i++ {
-		q := c.q[(c.head+i)%c.cap]
-		e, ok := c.m[q.key]
-		if !ok || e.gen != q.gen {
-			continue
-		}
-		if e.exp <= now {
-			delete(c.m, q.key)
-			continue
-		}
-		nq[n] = q
-		n++
+// rebuild makes the index anew from the map's entries, dropping stale
+// nodes. It runs when stale nodes outnumber the capacity, which takes at
+// least capacity deletions since the last rebuild.
+func (c *Cache[K, V]) rebuild() {
+	h := make([]node[K], 0, max(len(c.m), 1))
+	for k, e := range c.m {
+		h = append(h, node[K]{key: k, exp: e.exp, gen: e.gen})
 	}
-	c.q, c.head, c.n = nq, 0, n
+	c.h = h
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		c.down(i)
+	}
+}
+
+func (c *Cache[K, V]) push(n node[K]) {
+	c.h = append(c.h, n)
+	c.up(len(c.h) - 1)
+}
+
+func (c *Cache[K, V]) pop() {
+	last := len(c.h) - 1
+	c.h[0] = c.h[last]
+	c.h[last] = node[K]{} // no reference to the key kept
+	c.h = c.h[:last]
+	if last > 0 {
+		c.down(0)
+	}
+	if cap(c.h) > 64 && len(c.h) < cap(c.h)/4 {
+		c.h = append(make([]node[K], 0, cap(c.h)/2), c.h...) // give memory back after a burst
+	}
+}
+
+func (c *Cache[K, V]) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if c.h[p].exp <= c.h[i].exp {
+			return
+		}
+		c.h[p], c.h[i] = c.h[i], c.h[p]
+		i = p
+	}
+}
+
+func (c *Cache[K, V]) down(i int) {
+	n := len(c.h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && c.h[r].exp < c.h[l].exp {
+			m = r
+		}
+		if c.h[i].exp <= c.h[m].exp {
+			return
+		}
+		c.h[i], c.h[m] = c.h[m], c.h[i]
+		i = m
+	}
 }
 
 // Get returns the live value for key.

@@ -2,6 +2,7 @@ package ttlcache
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 )
@@ -103,6 +104,86 @@ func TestBoundedAtOneMillion(t *testing.T) {
 	}
 	if full == 0 {
 		t.Fatal("a cache under twice its capacity of live entries never refused")
+	}
+}
+
+// TestAgreesWithModel drives a cache and a plain map with the same random
+// operations (entries expiring in any order, deletions, re-insertions of
+// expired keys): every answer must agree, a live entry is never lost, and
+// ErrFull comes exactly when capacity entries are live. (The insertion
+// queue this replaced refused with 2 of 3 live when an expired entry sat
+// behind a live one.)
+func TestAgreesWithModel(t *testing.T) {
+	for _, capacity := range []int{1, 3, 64, 65, 200, 1000} {
+		rng := rand.New(rand.NewPCG(uint64(capacity), 7))
+		c := New[int, int](capacity)
+		model := map[int][2]int64{} // key -> value, exp
+		live := func(now int64) int {
+			n := 0
+			for _, e := range model {
+				if e[1] > now {
+					n++
+				}
+			}
+			return n
+		}
+		for step := range 20000 {
+			now := int64(step)
+			k := rng.IntN(3 * capacity)
+			switch op := rng.IntN(10); {
+			case op < 6:
+				exp := now + 1 + rng.Int64N(int64(4*capacity))
+				err := c.Add(k, step, exp, now)
+				e, ok := model[k]
+				switch {
+				case ok && e[1] > now:
+					if !errors.Is(err, ErrExists) {
+						t.Fatalf("cap %d step %d: Add of live key %d: %v, want ErrExists", capacity, step, k, err)
+					}
+				case live(now) >= capacity:
+					if !errors.Is(err, ErrFull) {
+						t.Fatalf("cap %d step %d: Add with %d live: %v, want ErrFull", capacity, step, live(now), err)
+					}
+				default:
+					if err != nil {
+						t.Fatalf("cap %d step %d: Add with %d live of %d: %v", capacity, step, live(now), capacity, err)
+					}
+					model[k] = [2]int64{int64(step), exp}
+				}
+			case op < 8:
+				v, ok := c.Get(k, now)
+				e, mok := model[k]
+				if want := mok && e[1] > now; ok != want || (ok && int64(v) != e[0]) {
+					t.Fatalf("cap %d step %d: Get(%d) = %d, %v; model %v", capacity, step, k, v, ok, e)
+				}
+			case op < 9:
+				v, ok := c.Take(k, now)
+				e, mok := model[k]
+				if want := mok && e[1] > now; ok != want || (ok && int64(v) != e[0]) {
+					t.Fatalf("cap %d step %d: Take(%d) = %d, %v; model %v", capacity, step, k, v, ok, e)
+				}
+				delete(model, k)
+			default:
+				c.Delete(k)
+				delete(model, k)
+			}
+			if len(c.h) > 2*capacity+1 {
+				t.Fatalf("cap %d: index grew to %d nodes", capacity, len(c.h))
+			}
+		}
+	}
+}
+
+// TestNewCostsLittle: a cache's memory follows what it holds, not its
+// bound (a Guard has several caches of 100 000 entries).
+func TestNewCostsLittle(t *testing.T) {
+	var c *Cache[string, int64]
+	allocs := testing.AllocsPerRun(10, func() { c = New[string, int64](100_000) })
+	if cap(c.h) != 0 {
+		t.Fatalf("a new cache of 100 000 holds an index of %d", cap(c.h))
+	}
+	if allocs > 4 {
+		t.Fatalf("New: %v allocations", allocs)
 	}
 }
 
