@@ -719,3 +719,37 @@ func TestEvictOldest_NewSessionReplacesOldest(t *testing.T) {
 		}
 	})
 }
+
+// TestRevocation_ExpiredEntryFreesRoomOutOfOrder: revocations leave the
+// table when the tokens they cover expire, in whatever order that is. A
+// revocation of a short-lived token recorded after one of a long-lived
+// token must free its room when it expires: otherwise the next revocation
+// finds the table "full", raises the floor, and every user's token issued
+// before it is refused (the insertion-ordered table did exactly that).
+func TestRevocation_ExpiredEntryFreesRoomOutOfOrder(t *testing.T) {
+	clk := newFakeClock()
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithClock(clk.now), WithRevocationCapacity(2))
+	t0 := clk.now()
+	ctx := context.Background()
+	if err := f.g.RevokeToken(ctx, "long", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.g.RevokeToken(ctx, "short", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(10 * time.Minute) // "short" has expired, "long" has not
+	if err := f.g.RevokeToken(ctx, "third", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if f.events.has(EventRevocationsFull, "table_full") {
+		t.Fatal("revocations_full with one of two entries expired")
+	}
+	dave := mint(t, claims{sub: "dave", iat: t0, exp: t0.Add(14 * time.Minute)})
+	if _, st, err := f.dial(f.headers(dave)); err != nil {
+		t.Fatalf("a token nobody revoked, after the third revocation: %d %v, want 101", st, err)
+	}
+	long := mint(t, claims{sub: "erin", jti: "long", iat: t0, exp: t0.Add(14 * time.Minute)})
+	if _, st, _ := f.dial(f.headers(long)); st != http.StatusUnauthorized {
+		t.Fatalf("the revoked token \"long\": %d, want 401", st)
+	}
+}
