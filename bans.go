@@ -27,12 +27,6 @@ type BanPolicy struct {
 	Capacity  int
 }
 
-// WithBanPolicy turns automatic bans on. Default: off. Threshold, Window
-// and Duration must be positive.
-func WithBanPolicy(p BanPolicy) Option {
-	return optionFunc(func(c *config) { c.ban = &p })
-}
-
 // banClass groups refusal reasons: a ban counts refusals of one class.
 type banClass uint8
 
@@ -296,50 +290,4 @@ func banRefusal(wait time.Duration) *refusal {
 	ref := refuse(429, "banned", "too many refused attempts; retry later", ErrRateLimited, nil)
 	ref.retryAfter = max(1, int(math.Ceil(wait.Seconds())))
 	return ref
-}
-
-// GuardName names a guard that WithReportOnly can switch to report-only.
-type GuardName string
-
-// Guards that can run report-only. Token verification cannot: a client
-// whose token failed has no principal to let through.
-const (
-	GuardTransport     GuardName = "transport"
-	GuardOrigin        GuardName = "origin"
-	GuardHandshakeRate GuardName = "handshake_rate"
-	GuardQuota         GuardName = "quota"
-	GuardBan           GuardName = "ban"
-	GuardMessageRate   GuardName = "message_rate"
-	GuardChannel       GuardName = "channel"
-	GuardPolicy        GuardName = "policy"
-)
-
-var reportOnlyGuards = []GuardName{GuardTransport, GuardOrigin, GuardHandshakeRate, GuardQuota, GuardBan, GuardMessageRate, GuardChannel, GuardPolicy}
-
-// WithReportOnly makes the named guards log and count what they would
-// refuse (an EventReportOnly event, logged as "report_only") but let it
-// through, so wssec can be rolled out on a live service without breaking
-// clients. Default: every guard enforces. Repeated calls add guards; an
-// unknown name, or the token guard, is a configuration error.
-func WithReportOnly(guards ...GuardName) Option {
-	return optionFunc(func(c *config) {
-		if c.reportOnly == nil {
-			c.reportOnly = make(map[GuardName]bool)
-		}
-		for _, gn := range guards {
-			c.reportOnly[gn] = true
-		}
-	})
-}
-
-// enforce returns ref, unless its guard is report-only: then it records
-// the would-be refusal and returns nil.
-func (g *Guard) enforce(ctx context.Context, guard GuardName, ref *refusal, ev Event) *refusal {
-	if ref == nil || !g.cfg.reportOnly[guard] {
-		return ref
-	}
-	ev.Kind, ev.Reason, ev.Status = EventReportOnly, ref.reason, ref.status
-	ev.Detail = ref.err.Error()
-	g.emit(ctx, ev)
-	return nil
 }

@@ -995,10 +995,6 @@ func (c *Conn) stopTimer() {
 	c.tmu.Unlock()
 }
 
-// ErrInvalidCloseCode is returned by Close for a code a server may not
-// send (RFC 6455 §7.4: 1004–1006, 1015, and anything outside 1000–4999).
-var ErrInvalidCloseCode = errors.New("wssec: close code may not be sent; closed with 1000")
-
 // Close closes the connection with code and reason (truncated to the 123
 // bytes a close frame holds). It is idempotent and safe to call
 // concurrently with every other method; it does not wait for the close

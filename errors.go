@@ -64,6 +64,19 @@ var (
 	ErrSlowConsumer = errors.New("wssec: send queue full")
 )
 
+// ErrRevoked: the token or its subject was revoked.
+var ErrRevoked = errors.New("wssec: token revoked")
+
+// ErrRevocationsFull is wrapped by a SharedStore's error when its bounded
+// copy of the revocations had to refuse one, so it cannot answer for every
+// token: the Guard then refuses (fail closed) and emits
+// EventRevocationsFull rather than EventStoreUnavailable.
+var ErrRevocationsFull = errors.New("wssec: revocation table full")
+
+// ErrInvalidCloseCode is returned by Close for a code a server may not
+// send (RFC 6455 §7.4: 1004–1006, 1015, and anything outside 1000–4999).
+var ErrInvalidCloseCode = errors.New("wssec: close code may not be sent; closed with 1000")
+
 // ConfigError is one problem New found in the options. New returns every
 // problem at once, joined with errors.Join; each one also matches ErrConfig.
 type ConfigError struct {

@@ -298,12 +298,6 @@ func (g *Guard) authenticate(ctx context.Context, r *http.Request, hs *handshake
 	return p, nil
 }
 
-// storeRefusal answers a handshake the store could not decide and that
-// must not go through unchecked.
-func storeRefusal(err error) *refusal {
-	return refuse(503, "store_error", "service unavailable", ErrStoreUnavailable, err)
-}
-
 func (g *Guard) credential(ctx context.Context, r *http.Request, hs *handshake, ev Event) (*Principal, *refusal) {
 	if p, found, ref := g.redeemTicket(ctx, r, hs.ip, ev); found || ref != nil {
 		hs.via = "ticket"

@@ -158,7 +158,7 @@ func BenchmarkGuardRefused(b *testing.B) {
 	for _, c := range refusedCases(b) {
 		b.Run(c.name, func(b *testing.B) {
 			c.check(b)
-			sig := c.g.ver.sigChecks.Load()
+			sig, _ := verifications(c.g)
 			w := &headerOnlyWriter{h: make(http.Header)}
 			b.ReportAllocs()
 			for b.Loop() {
@@ -170,8 +170,8 @@ func BenchmarkGuardRefused(b *testing.B) {
 			if w.status != c.status {
 				b.Fatalf("status %d, want %d", w.status, c.status)
 			}
-			if n := c.g.ver.sigChecks.Load() - sig; n != 0 {
-				b.Fatalf("%d signature checks for refused handshakes", n)
+			if n, _ := verifications(c.g); n != sig {
+				b.Fatalf("%d signature checks for refused handshakes", n-sig)
 			}
 		})
 	}
@@ -199,7 +199,7 @@ func TestGuardRefusedAllocs(t *testing.T) {
 	for _, c := range refusedCases(t) {
 		t.Run(c.name, func(t *testing.T) {
 			c.check(t)
-			sig := c.g.ver.sigChecks.Load()
+			sig, _ := verifications(c.g)
 			w := &headerOnlyWriter{h: make(http.Header)}
 			n := testing.AllocsPerRun(200, func() {
 				clear(w.h)
@@ -208,8 +208,8 @@ func TestGuardRefusedAllocs(t *testing.T) {
 			if n > budget {
 				t.Errorf("%.0f allocations for a refused handshake; the budget is %d", n, budget)
 			}
-			if d := c.g.ver.sigChecks.Load() - sig; d != 0 {
-				t.Errorf("%d signature checks for refused handshakes", d)
+			if n, _ := verifications(c.g); n != sig {
+				t.Errorf("%d signature checks for refused handshakes", n-sig)
 			}
 		})
 	}
@@ -261,7 +261,7 @@ func BenchmarkGuardAccepted(b *testing.B) {
 				hs.lease.release()
 			}
 			accept() // verifies and caches the token
-			sig0, hits0 := g.ver.sigChecks.Load(), g.ver.cacheHits.Load()
+			sig0, hits0 := verifications(g)
 			b.ReportAllocs()
 			for b.Loop() {
 				if !tc.cached {
@@ -269,7 +269,8 @@ func BenchmarkGuardAccepted(b *testing.B) {
 				}
 				accept()
 			}
-			sig, hits := g.ver.sigChecks.Load()-sig0, g.ver.cacheHits.Load()-hits0
+			sig, hits := verifications(g)
+			sig, hits = sig-sig0, hits-hits0
 			if tc.cached && sig != 0 || !tc.cached && hits != 0 {
 				b.Fatalf("%d signature checks and %d cache hits", sig, hits)
 			}

@@ -39,6 +39,20 @@ const (
 	DefaultClockSkew        = 30 * time.Second
 	DefaultMaxTokenLifetime = 15 * time.Minute
 	DefaultSubprotocol      = "wssec.v1"
+
+	// Sessions: tickets, single-use tokens, revocations, expiry warning.
+	DefaultTicketTTL      = 30 * time.Second
+	DefaultTicketCapacity = 100_000
+	DefaultReplayCapacity = 100_000
+	DefaultRevokeCapacity = 100_000
+	DefaultExpiryWarning  = 30 * time.Second
+)
+
+// Server hardening defaults applied by HardenServer.
+const (
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultMaxHeaderBytes    = 16 << 10
+	DefaultServerIdleTimeout = 60 * time.Second
 )
 
 type tokenSourceKind uint8
@@ -160,8 +174,8 @@ type config struct {
 	limiterCapacity int
 
 	allowNoIat     bool // WithTokensWithoutIssuedAt
-	evictOldest    bool // WithEvictOldest (session.go)
-	revokeCapacity int  // WithRevocationCapacity (session.go)
+	evictOldest    bool // WithEvictOldest
+	revokeCapacity int  // WithRevocationCapacity
 	singleUse      bool
 	replayCapacity int
 	ticketTTL      time.Duration
@@ -635,6 +649,45 @@ func WithAction[T any](action string, opts ...ActionOption) Option {
 	})
 }
 
+// ActionOption configures one action registered with WithAction. Build
+// one with ChannelFree or RequireScope.
+type ActionOption interface {
+	applyAction(*actionConfig)
+}
+
+// actionConfig is what an action's ActionOptions set.
+type actionConfig struct {
+	channelFree bool
+	scopes      []string
+}
+
+type actionOptionFunc func(*actionConfig)
+
+func (f actionOptionFunc) applyAction(c *actionConfig) { f(c) }
+
+// ChannelFree declares an action whose messages need not carry a channel,
+// such as a whole-account request ("whoami", "list_rooms"). A message of
+// it without a channel passes no channel rule: it is authorized by the
+// action's RequireScope scopes and the Policy alone, so a channel-free
+// action that changes anything should require a scope. A message that
+// does carry a channel is checked by the channel rules as any other. The
+// built-in "ping" and "auth" are channel-free. "subscribe" and
+// "unsubscribe" cannot be (New refuses it). Default: a channel is
+// required.
+func ChannelFree() ActionOption {
+	return actionOptionFunc(func(c *actionConfig) { c.channelFree = true })
+}
+
+// RequireScope makes every message of the action need scope (the
+// Principal's HasScope), whether or not it carries a channel; one without
+// is refused with forbidden. It adds to, never replaces, the scope a
+// channel rule asks for. Repeated calls add scopes, all of which are
+// needed. A scope is non-empty and has no space (New refuses it
+// otherwise). Default: none beyond the channel rules.
+func RequireScope(scope string) ActionOption {
+	return actionOptionFunc(func(c *actionConfig) { c.scopes = append(c.scopes, scope) })
+}
+
 // WithChannelRules sets the rules that admit channels. Repeated calls add
 // rules; the first rule whose pattern matches decides. Default: every
 // channel is denied.
@@ -676,4 +729,92 @@ func WithObserver(o Observer) Option {
 // tests need not sleep. Default time.Now.
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c *config) { c.now = now })
+}
+
+// WithSingleUseTokens makes every token usable for one handshake only: its
+// jti is remembered until exp and a second handshake with it gets 401.
+// Tokens without a jti are refused. The cache holds at most n ids
+// (default 100 000 when n ≤ 0); when it is full of live ids new handshakes
+// are refused with 503 rather than forgetting an id (fail closed).
+func WithSingleUseTokens(n int) Option {
+	return optionFunc(func(c *config) {
+		c.singleUse = true
+		if n > 0 {
+			c.replayCapacity = n
+		}
+	})
+}
+
+// WithTickets configures one-time tickets (see Guard.IssueTicket): ttl is
+// how long a ticket stays valid (default 30 s; at most 5 minutes),
+// capacity how many may be outstanding (default 100 000), and bindIP
+// binds each ticket to the client IP it was issued to (resolved through
+// trusted proxies), so a ticket that leaks cannot be redeemed elsewhere.
+func WithTickets(ttl time.Duration, capacity int, bindIP bool) Option {
+	return optionFunc(func(c *config) {
+		c.ticketTTL, c.ticketCapacity, c.ticketBindIP = ttl, capacity, bindIP
+	})
+}
+
+// WithExpiryWarning sets how long before the token's expiry the client is
+// sent {"action":"token_expiring","payload":{"in_seconds":N}}, so it can
+// re-authenticate in band with {"action":"auth","payload":{"token":…}}.
+// Default 30 s; zero disables the warning.
+func WithExpiryWarning(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.expiryWarning = d })
+}
+
+// WithRevocationCapacity bounds how many revocations (by subject and by
+// jti) a Guard keeps in memory at once. Default 100 000 when n ≤ 0. When
+// the table is full of live revocations a new one is not forgotten: the
+// Guard refuses, until that revocation would have lapsed, every token
+// issued up to it (of any subject), closes the sockets the revocation
+// names, and emits EventRevocationsFull. A later call replaces an earlier
+// one. With a SharedStore the store's own bound applies there too (see
+// redisstore.WithMirrorCapacity).
+func WithRevocationCapacity(n int) Option {
+	return optionFunc(func(c *config) {
+		c.revokeCapacity = DefaultRevokeCapacity
+		if n > 0 {
+			c.revokeCapacity = n
+		}
+	})
+}
+
+// WithEvictOldest makes the per-subject connection quota (WithConnLimits)
+// close the subject's oldest socket to admit a new one, instead of
+// refusing the new handshake with 429: what a single-session application
+// wants (WithConnLimits(perIP, 1, total) plus this option: a new login
+// replaces the old session). The evicted socket is closed with 1008 and
+// the reason "session replaced". Default: off (the newest is refused).
+// With a SharedStore, when the subject's sockets are all on other
+// instances, the oldest of them on each such instance is asked to close
+// (through SessionNotice). A handshake waits at most two seconds for a
+// slot to free (a slot held by a handshake that has not upgraded yet
+// included), then gets 429.
+// Repeated calls have the same effect as one.
+func WithEvictOldest() Option {
+	return optionFunc(func(c *config) { c.evictOldest = true })
+}
+
+// WithBanPolicy turns automatic bans on. Default: off. Threshold, Window
+// and Duration must be positive.
+func WithBanPolicy(p BanPolicy) Option {
+	return optionFunc(func(c *config) { c.ban = &p })
+}
+
+// WithReportOnly makes the named guards log and count what they would
+// refuse (an EventReportOnly event, logged as "report_only") but let it
+// through, so wssec can be rolled out on a live service without breaking
+// clients. Default: every guard enforces. Repeated calls add guards; an
+// unknown name, or the token guard, is a configuration error.
+func WithReportOnly(guards ...GuardName) Option {
+	return optionFunc(func(c *config) {
+		if c.reportOnly == nil {
+			c.reportOnly = make(map[GuardName]bool)
+		}
+		for _, gn := range guards {
+			c.reportOnly[gn] = true
+		}
+	})
 }

@@ -3,14 +3,6 @@ package wssec
 import (
 	"crypto/tls"
 	"net/http"
-	"time"
-)
-
-// Server hardening defaults applied by HardenServer.
-const (
-	DefaultReadHeaderTimeout = 5 * time.Second
-	DefaultMaxHeaderBytes    = 16 << 10
-	DefaultServerIdleTimeout = 60 * time.Second
 )
 
 // HardenServer sets the limits a Guard cannot enforce itself, because they

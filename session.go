@@ -16,13 +16,8 @@ import (
 	"github.com/wssec/wssec/internal/ttlcache"
 )
 
-// Session defaults.
+// Tickets, revocation keys and the revocation check.
 const (
-	DefaultTicketTTL        = 30 * time.Second
-	DefaultTicketCapacity   = 100_000
-	DefaultReplayCapacity   = 100_000
-	DefaultRevokeCapacity   = 100_000
-	DefaultExpiryWarning    = 30 * time.Second
 	ticketParam             = "ticket"
 	ticketBytes             = 16 // 128 bits
 	ticketLen               = 22 // base64url of 16 bytes, unpadded
@@ -32,48 +27,6 @@ const (
 	maxTokenIDLen           = 256
 	revocationCheckInterval = time.Second
 )
-
-// ErrRevoked: the token or its subject was revoked.
-var ErrRevoked = errors.New("wssec: token revoked")
-
-// ErrRevocationsFull is wrapped by a SharedStore's error when its bounded
-// copy of the revocations had to refuse one, so it cannot answer for every
-// token: the Guard then refuses (fail closed) and emits
-// EventRevocationsFull rather than EventStoreUnavailable.
-var ErrRevocationsFull = errors.New("wssec: revocation table full")
-
-// WithSingleUseTokens makes every token usable for one handshake only: its
-// jti is remembered until exp and a second handshake with it gets 401.
-// Tokens without a jti are refused. The cache holds at most n ids
-// (default 100 000 when n ≤ 0); when it is full of live ids new handshakes
-// are refused with 503 rather than forgetting an id (fail closed).
-func WithSingleUseTokens(n int) Option {
-	return optionFunc(func(c *config) {
-		c.singleUse = true
-		if n > 0 {
-			c.replayCapacity = n
-		}
-	})
-}
-
-// WithTickets configures one-time tickets (see Guard.IssueTicket): ttl is
-// how long a ticket stays valid (default 30 s; at most 5 minutes),
-// capacity how many may be outstanding (default 100 000), and bindIP
-// binds each ticket to the client IP it was issued to (resolved through
-// trusted proxies), so a ticket that leaks cannot be redeemed elsewhere.
-func WithTickets(ttl time.Duration, capacity int, bindIP bool) Option {
-	return optionFunc(func(c *config) {
-		c.ticketTTL, c.ticketCapacity, c.ticketBindIP = ttl, capacity, bindIP
-	})
-}
-
-// WithExpiryWarning sets how long before the token's expiry the client is
-// sent {"action":"token_expiring","payload":{"in_seconds":N}}, so it can
-// re-authenticate in band with {"action":"auth","payload":{"token":…}}.
-// Default 30 s; zero disables the warning.
-func WithExpiryWarning(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.expiryWarning = d })
-}
 
 // sessions holds revocations, the replay cache and tickets.
 type sessions struct {
@@ -110,23 +63,6 @@ func newSessions(c *config) *sessions {
 		s.replay = ttlcache.New[string, struct{}](c.replayCapacity)
 	}
 	return s
-}
-
-// WithRevocationCapacity bounds how many revocations (by subject and by
-// jti) a Guard keeps in memory at once. Default 100 000 when n ≤ 0. When
-// the table is full of live revocations a new one is not forgotten: the
-// Guard refuses, until that revocation would have lapsed, every token
-// issued up to it (of any subject), closes the sockets the revocation
-// names, and emits EventRevocationsFull. A later call replaces an earlier
-// one. With a SharedStore the store's own bound applies there too (see
-// redisstore.WithMirrorCapacity).
-func WithRevocationCapacity(n int) Option {
-	return optionFunc(func(c *config) {
-		c.revokeCapacity = DefaultRevokeCapacity
-		if n > 0 {
-			c.revokeCapacity = n
-		}
-	})
 }
 
 // raiseFloor records a revocation the table could not hold: one that
@@ -465,22 +401,6 @@ func (g *Guard) onSession(n SessionNotice) {
 	default:
 		g.closeSessions(ctx, n, "disconnect")
 	}
-}
-
-// WithEvictOldest makes the per-subject connection quota (WithConnLimits)
-// close the subject's oldest socket to admit a new one, instead of
-// refusing the new handshake with 429: what a single-session application
-// wants (WithConnLimits(perIP, 1, total) plus this option: a new login
-// replaces the old session). The evicted socket is closed with 1008 and
-// the reason "session replaced". Default: off (the newest is refused).
-// With a SharedStore, when the subject's sockets are all on other
-// instances, the oldest of them on each such instance is asked to close
-// (through SessionNotice). A handshake waits at most two seconds for a
-// slot to free (a slot held by a handshake that has not upgraded yet
-// included), then gets 429.
-// Repeated calls have the same effect as one.
-func WithEvictOldest() Option {
-	return optionFunc(func(c *config) { c.evictOldest = true })
 }
 
 // evictReason is the close reason of a socket evicted by WithEvictOldest.

@@ -92,15 +92,6 @@ func (tc *tokenCache) put(d *tokenDigest, e verifiedToken, exp, now time.Time) {
 	_ = c.Add(*d, e, exp.UnixNano(), now.UnixNano())
 }
 
-// entries reports how many entries the cache holds, expired ones not yet
-// dropped included.
-func (tc *tokenCache) entries() int {
-	if c := tc.c.Load(); c != nil {
-		return c.Len()
-	}
-	return 0
-}
-
 // clonePrincipal returns a copy of p that shares no mutable state with it:
 // callers may change the Principal they get (its Claims, Scopes or Roles)
 // without reaching the cached one or another connection's. It reports

@@ -16,11 +16,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 )
 
-// verifications returns the verifier's signature checks and cache hits.
-func verifications(g *Guard) (sig, hits int64) {
-	return g.ver.sigChecks.Load(), g.ver.cacheHits.Load()
-}
-
 func wantVerifications(t *testing.T, g *Guard, sig, hits int64) {
 	t.Helper()
 	if s, h := verifications(g); s != sig || h != hits {

@@ -56,45 +56,6 @@ const (
 	actionUnsubscribe = "unsubscribe"
 )
 
-// ActionOption configures one action registered with WithAction. Build
-// one with ChannelFree or RequireScope.
-type ActionOption interface {
-	applyAction(*actionConfig)
-}
-
-// actionConfig is what an action's ActionOptions set.
-type actionConfig struct {
-	channelFree bool
-	scopes      []string
-}
-
-type actionOptionFunc func(*actionConfig)
-
-func (f actionOptionFunc) applyAction(c *actionConfig) { f(c) }
-
-// ChannelFree declares an action whose messages need not carry a channel,
-// such as a whole-account request ("whoami", "list_rooms"). A message of
-// it without a channel passes no channel rule: it is authorized by the
-// action's RequireScope scopes and the Policy alone, so a channel-free
-// action that changes anything should require a scope. A message that
-// does carry a channel is checked by the channel rules as any other. The
-// built-in "ping" and "auth" are channel-free. "subscribe" and
-// "unsubscribe" cannot be (New refuses it). Default: a channel is
-// required.
-func ChannelFree() ActionOption {
-	return actionOptionFunc(func(c *actionConfig) { c.channelFree = true })
-}
-
-// RequireScope makes every message of the action need scope (the
-// Principal's HasScope), whether or not it carries a channel; one without
-// is refused with forbidden. It adds to, never replaces, the scope a
-// channel rule asks for. Repeated calls add scopes, all of which are
-// needed. A scope is non-empty and has no space (New refuses it
-// otherwise). Default: none beyond the channel rules.
-func RequireScope(scope string) ActionOption {
-	return actionOptionFunc(func(c *actionConfig) { c.scopes = append(c.scopes, scope) })
-}
-
 // registered is a compiled action.
 type registered struct {
 	name string
@@ -251,17 +212,6 @@ func validAction(s string) bool {
 		}
 	}
 	return true
-}
-
-// decode turns a payload that passed the envelope into a new value of the
-// registered type and runs the validator. The returned reason is safe for
-// the client.
-func (m *messageRules) decode(r *registered, payload strictjson.Checked) (any, string) {
-	v := reflect.New(r.typ)
-	if reason := m.decodeInto(r, payload, nil, v); reason != "" {
-		return nil, reason
-	}
-	return v.Interface(), ""
 }
 
 // decodeInto decodes payload, which passed the envelope with r's schema,
