@@ -202,7 +202,7 @@ func (c *Conn) onPing(data string) error {
 	if !ok {
 		c.limited++
 		if c.limited >= c.g.cfg.denialLimit {
-			c.refused(Event{Reason: "ping_flood", CloseCode: CloseTryAgainLater})
+			c.record(EventMessageRefused, Event{Reason: "ping_flood", CloseCode: CloseTryAgainLater})
 			c.closeWith(CloseTryAgainLater, "ping flood", false)
 		}
 		return nil
@@ -286,12 +286,12 @@ func (c *Conn) readOne() (*Message, error) {
 	if int64(len(c.buf)) > g.cfg.maxMessageSize {
 		c.buf = nil
 		c.closeWith(CloseTooBig, "message too big", false)
-		c.refused(Event{Reason: "message_too_big", CloseCode: CloseTooBig})
+		c.record(EventMessageRefused, Event{Reason: "message_too_big", CloseCode: CloseTooBig})
 		return nil, c.closedErr()
 	}
-	m, err := c.admit(mt, c.buf)
+	m, err := c.admitMessage(mt, c.buf)
 	if cap(c.buf) > keptReadBuffer {
-		c.buf = nil // admit copied what it keeps; an idle socket holds no large buffer
+		c.buf = nil // admitMessage copied what it keeps; an idle socket holds no large buffer
 	}
 	return m, err
 }
@@ -324,11 +324,11 @@ func readBounded(b []byte, r io.Reader, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// admit runs the message guards on one complete frame: message rate,
+// admitMessage runs the message guards on one complete frame: message rate,
 // frame type, strict envelope (which also checks UTF-8), registered
 // action and payload schema, channel rules, Policy. It returns (nil, nil)
 // for a message that was refused or answered internally.
-func (c *Conn) admit(mt int, data []byte) (*Message, error) {
+func (c *Conn) admitMessage(mt int, data []byte) (*Message, error) {
 	g := c.g
 	// Message rate, before any parsing.
 	if ok, _ := g.lim.msgRate.Allow(&c.tat, g.now().UnixNano()); !ok {
@@ -336,15 +336,15 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 			// Invalid UTF-8 fails the connection whatever the rate
 			// (strictjson.Parse checks it on the accepting path).
 			c.closeWith(CloseInvalidData, "invalid utf-8", false)
-			c.refused(Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData})
+			c.record(EventMessageRefused, Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData})
 			return nil, c.closedErr()
 		}
 		if g.cfg.reportOnly[GuardMessageRate] {
-			c.reportOnly(Event{Reason: "rate_limited"})
+			c.record(EventReportOnly, Event{Reason: "rate_limited"})
 		} else {
 			c.limited++
 			if c.limited >= g.cfg.denialLimit {
-				c.refused(Event{Reason: "rate_abuse", CloseCode: CloseTryAgainLater})
+				c.record(EventMessageRefused, Event{Reason: "rate_abuse", CloseCode: CloseTryAgainLater})
 				c.closeWith(CloseTryAgainLater, "message rate exceeded", false)
 				return nil, c.closedErr()
 			}
@@ -370,7 +370,7 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
 			// connection (gorilla does not check this).
 			c.closeWith(CloseInvalidData, "invalid utf-8", false)
-			c.refused(Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData})
+			c.record(EventMessageRefused, Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData})
 			return nil, c.closedErr()
 		}
 		var ee *strictjson.Error
@@ -421,7 +421,7 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 			c.deny(env.ID, strictjson.CodeInvalidMessage, "channel required", ev, true)
 			return nil, c.closedErr()
 		}
-		c.reportOnly(ev)
+		c.record(EventReportOnly, ev)
 	}
 	if len(reg.scopes) > 0 {
 		if why := authorizeAction(reg, c.Principal()); why != "" {
@@ -430,7 +430,7 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 				c.deny(env.ID, "forbidden", "forbidden", ev, true)
 				return nil, c.closedErr()
 			}
-			c.reportOnly(ev)
+			c.record(EventReportOnly, ev)
 		}
 	}
 	// One allocation holds the Message and its decoded payload value (a
@@ -477,7 +477,7 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 				c.deny(env.ID, "forbidden", "forbidden", ev, true)
 				return nil, c.closedErr()
 			}
-			c.reportOnly(ev)
+			c.record(EventReportOnly, ev)
 		}
 	}
 	if mr.policy != nil {
@@ -487,7 +487,7 @@ func (c *Conn) admit(mt int, data []byte) (*Message, error) {
 				c.deny(env.ID, "forbidden", "forbidden", ev, true)
 				return nil, c.closedErr()
 			}
-			c.reportOnly(ev)
+			c.record(EventReportOnly, ev)
 		}
 	}
 	for _, o := range g.msgObs {
@@ -530,7 +530,7 @@ func safeAction(a []byte) string {
 func (c *Conn) deny(id []byte, code, msg string, ev Event, count bool) {
 	// Record first, answer second: once the client reads the error frame,
 	// the event is out and any ban it earned is in place.
-	c.refused(ev)
+	c.record(EventMessageRefused, ev)
 	if c.g.bans != nil {
 		sub := ""
 		if p := c.Principal(); p != nil {
@@ -543,23 +543,16 @@ func (c *Conn) deny(id []byte, code, msg string, ev Event, count bool) {
 		return
 	}
 	if c.denials.Add(1) == int64(c.g.cfg.denialLimit) {
-		c.refused(Event{Reason: "denial_limit", CloseCode: ClosePolicy})
+		c.record(EventMessageRefused, Event{Reason: "denial_limit", CloseCode: ClosePolicy})
 		c.closeWith(ClosePolicy, "too many refused messages", false)
 	}
 }
 
-// reportOnly records a refusal that a report-only guard let through.
-func (c *Conn) reportOnly(ev Event) {
-	ev.Kind = EventReportOnly
-	ev.RemoteIP = c.hs.ip
-	if p := c.Principal(); p != nil {
-		ev.Subject = p.Subject
-	}
-	c.g.emit(c.ctx, ev)
-}
-
-func (c *Conn) refused(ev Event) {
-	ev.Kind = EventMessageRefused
+// record emits ev as an event of kind about this connection: a refusal
+// (EventMessageRefused), or one a report-only guard let through
+// (EventReportOnly).
+func (c *Conn) record(kind EventKind, ev Event) {
+	ev.Kind = kind
 	ev.RemoteIP = c.hs.ip
 	if p := c.Principal(); p != nil {
 		ev.Subject = p.Subject
@@ -577,7 +570,7 @@ func (c *Conn) fail(err error) error {
 	case errors.As(err, &wce):
 		c.closeWith(wce.Code, wce.Text, true) // 1006 "unexpected EOF": gorilla's name for a lost peer
 	case errors.Is(err, websocket.ErrReadLimit):
-		c.refused(Event{Reason: "message_too_big", CloseCode: CloseTooBig})
+		c.record(EventMessageRefused, Event{Reason: "message_too_big", CloseCode: CloseTooBig})
 		c.closeWith(CloseTooBig, "message too big", false)
 	default:
 		var ne net.Error
@@ -588,7 +581,7 @@ func (c *Conn) fail(err error) error {
 		} else {
 			// A protocol error (bad frame, bad close code, reserved bits…):
 			// gorilla has already sent its close frame.
-			c.refused(Event{Reason: "protocol_error", Detail: truncate(err.Error(), 200), CloseCode: websocket.CloseProtocolError})
+			c.record(EventMessageRefused, Event{Reason: "protocol_error", Detail: truncate(err.Error(), 200), CloseCode: websocket.CloseProtocolError})
 			c.closeWith(websocket.CloseProtocolError, "protocol error", true)
 		}
 	}

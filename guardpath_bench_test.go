@@ -57,7 +57,7 @@ func BenchmarkGuardPath(b *testing.B) {
 	c := benchConn(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		m, err := c.admit(websocket.TextMessage, benchMsg)
+		m, err := c.admitMessage(websocket.TextMessage, benchMsg)
 		if err != nil || m == nil {
 			b.Fatalf("refused: %v", err)
 		}
@@ -124,7 +124,7 @@ func TestGuardPathAllocs(t *testing.T) {
 		readSem: make(chan struct{}, 1), done: make(chan struct{})}
 	c.principal.Store(&Principal{Subject: "alice", Tenant: "acme", Scopes: []string{"orders:write"}})
 	n := testing.AllocsPerRun(200, func() {
-		if m, err := c.admit(websocket.TextMessage, benchMsg); err != nil || m == nil {
+		if m, err := c.admitMessage(websocket.TextMessage, benchMsg); err != nil || m == nil {
 			t.Fatalf("refused: %v", err)
 		}
 	})
@@ -152,7 +152,7 @@ func raceBuild() bool {
 	return false
 }
 
-// testConn is a Conn with no socket for g, enough for admit's accepting
+// testConn is a Conn with no socket for g, enough for admitMessage's accepting
 // path.
 func testConn(g *Guard) *Conn {
 	c := &Conn{g: g, hs: &handshake{ip: netip.MustParseAddr("127.0.0.1")}, ctx: context.Background(),
@@ -199,7 +199,7 @@ func TestGuardPathAllocs_Fields(t *testing.T) {
 	count := func(msg string) float64 {
 		frame := []byte(msg)
 		return testing.AllocsPerRun(100, func() {
-			if m, err := c.admit(websocket.TextMessage, frame); err != nil || m == nil {
+			if m, err := c.admitMessage(websocket.TextMessage, frame); err != nil || m == nil {
 				t.Fatalf("refused: %v", err)
 			}
 		})
@@ -228,7 +228,7 @@ func jsonOnly(r *registered) *registered {
 }
 
 // sameDecoding decodes an accepted frame's payload with the compiled
-// decoder (into a Message built as admit builds it) and with
+// decoder (into a Message built as admitMessage builds it) and with
 // encoding/json, and reports any difference in the refusal reason or the
 // decoded value.
 func sameDecoding(t testing.TB, g *Guard, data []byte) {
@@ -318,7 +318,7 @@ func TestAdmit_PayloadDoesNotAliasData(t *testing.T) {
 	g := readPathGuard(t)
 	c := testConn(g)
 	frame := []byte(`{"action":"order.place","id":"7","payload":{"items":[{"sku":"A1","qty":2}],"note":"n\u00f6te","raw":[1]}}`)
-	m, err := c.admit(websocket.TextMessage, frame)
+	m, err := c.admitMessage(websocket.TextMessage, frame)
 	if err != nil || m == nil {
 		t.Fatalf("refused: %v", err)
 	}

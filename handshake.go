@@ -337,7 +337,7 @@ func (g *Guard) credential(ctx context.Context, r *http.Request, hs *handshake, 
 	if ref != nil {
 		return nil, ref
 	}
-	if ref := g.admit(ctx, p, ev); ref != nil {
+	if ref := g.checkReplay(ctx, p, ev); ref != nil {
 		return nil, ref
 	}
 	return p, nil

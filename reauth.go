@@ -64,7 +64,7 @@ func (c *Conn) reauth(id []byte, payload []byte) {
 		fail("token_revoked", "token revoked")
 		return
 	}
-	if ref := g.admit(c.ctx, p, ev); ref != nil {
+	if ref := g.checkReplay(c.ctx, p, ev); ref != nil {
 		fail(ref.reason, ref.err.Error())
 		return
 	}

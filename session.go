@@ -87,10 +87,10 @@ func (s *sessions) underFloor(iat time.Time, now int64) bool {
 	return now < s.floorUntil && (iat.IsZero() || iat.UnixNano() <= s.floorBefore)
 }
 
-// admit applies the replay cache to a verified principal. With a
+// checkReplay applies the replay cache to a verified principal. With a
 // SharedStore the cache is shared; when the store cannot answer, the
 // token is refused (fail closed).
-func (g *Guard) admit(ctx context.Context, p *Principal, ev Event) *refusal {
+func (g *Guard) checkReplay(ctx context.Context, p *Principal, ev Event) *refusal {
 	if !g.cfg.singleUse {
 		return nil
 	}
