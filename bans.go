@@ -105,37 +105,37 @@ func validateBanPolicy(p *BanPolicy) []string {
 
 // ipBanned reports whether the client key is banned, in this instance or,
 // with a SharedStore, by any instance, and for how long yet. When the
-// store cannot answer, this instance's own bans decide.
-func (g *Guard) ipBanned(ctx context.Context, key netip.Addr, ev Event) (bool, time.Duration) {
+// store cannot answer, this instance's own bans decide, and err is the
+// store's error.
+func (g *Guard) ipBanned(ctx context.Context, key netip.Addr) (banned bool, wait time.Duration, err error) {
 	now := g.now()
 	if end, ok := g.bans.ips.Get(key, now.UnixNano()); ok {
-		return true, time.Duration(end - now.UnixNano())
+		return true, time.Duration(end - now.UnixNano()), nil
 	}
-	return g.sharedBanned(ctx, banKeyIP(key), ev)
+	return g.sharedBanned(ctx, banKeyIP(key))
 }
 
 // subjectBanned is ipBanned for a subject.
-func (g *Guard) subjectBanned(ctx context.Context, sub string, ev Event) (bool, time.Duration) {
+func (g *Guard) subjectBanned(ctx context.Context, sub string) (banned bool, wait time.Duration, err error) {
 	if sub == "" {
-		return false, 0
+		return false, 0, nil
 	}
 	now := g.now()
 	if end, ok := g.bans.subjects.Get(sub, now.UnixNano()); ok {
-		return true, time.Duration(end - now.UnixNano())
+		return true, time.Duration(end - now.UnixNano()), nil
 	}
-	return g.sharedBanned(ctx, banKeySubject(sub), ev)
+	return g.sharedBanned(ctx, banKeySubject(sub))
 }
 
-func (g *Guard) sharedBanned(ctx context.Context, key string, ev Event) (bool, time.Duration) {
+func (g *Guard) sharedBanned(ctx context.Context, key string) (banned bool, wait time.Duration, err error) {
 	if g.shared == nil {
-		return false, 0
+		return false, 0, nil
 	}
 	left, banned, err := g.shared.Banned(ctx, key)
 	if err != nil {
-		g.storeFailed(ctx, storeCheckBan, err, ev)
-		return false, 0
+		return false, 0, err
 	}
-	return banned, left
+	return banned, left, nil
 }
 
 func banKeyIP(key netip.Addr) string  { return "ip:" + key.String() }
@@ -261,26 +261,21 @@ func (g *Guard) banByAPI(ctx context.Context, d time.Duration, add func(end, now
 	return g.placeBan(ctx, err, key, d, ev)
 }
 
-// banCheck runs the handshake's ban checks for a client key and a
-// subject (either may be empty) and returns the refusal, if any: the
-// same checks for a handshake and an in-band re-authentication.
+// banCheck runs the handshake's ban steps for a client key and a
+// subject (either may be empty) and applies their verdicts, returning the
+// refusal, if any: the same checks for an upgraded socket, an in-band
+// re-authentication and a live socket after a gap in the store's feed.
 func (g *Guard) banCheck(ctx context.Context, key netip.Addr, sub string, ev Event) *refusal {
 	if g.bans == nil {
 		return nil
 	}
 	if key.IsValid() {
-		if banned, wait := g.ipBanned(ctx, key, ev); banned {
-			if ref := g.enforce(ctx, GuardBan, banRefusal(wait), ev); ref != nil {
-				return ref
-			}
+		if ref := g.apply(ctx, g.checkIPBan(ctx, key), ev); ref != nil {
+			return ref
 		}
 	}
 	if sub != "" {
-		if banned, wait := g.subjectBanned(ctx, sub, ev); banned {
-			if ref := g.enforce(ctx, GuardBan, banRefusal(wait), ev); ref != nil {
-				return ref
-			}
-		}
+		return g.apply(ctx, g.checkSubjectBan(ctx, sub), ev)
 	}
 	return nil
 }

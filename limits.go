@@ -51,6 +51,15 @@ func newLimits(c *config) (*limits, error) {
 	}, nil
 }
 
+// clientKey is the key for per-client limits: IPv4 as is, IPv6 by /64.
+func clientKey(ip netip.Addr) netip.Addr {
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
+}
+
 // lease is a set of held connection slots, released exactly once.
 type lease struct {
 	l        *limits
@@ -66,89 +75,6 @@ type lease struct {
 // ipSlots are the pools a client takes before its token is read.
 func (l *limits) ipSlots(key netip.Addr) []Slot {
 	return []Slot{{Key: "ip:" + key.String(), Max: l.maxIP}, {Key: "total", Max: l.maxTot}}
-}
-
-// admitClient applies the handshake rate per client and takes a per-IP and
-// a total slot, before any signature is checked. With a SharedStore both
-// are one decision of the store (one round trip). When the store cannot
-// decide, the instance's own limits decide, and an event says so.
-func (g *Guard) admitClient(ctx context.Context, key netip.Addr, ev Event) (*lease, *refusal) {
-	l, now := g.lim, g.now()
-	useStore := l.store != nil
-	if ss, ok := l.store.(SharedStore); ok {
-		rel, err := ss.AllowAcquire(ctx, "hs:"+key.String(), l.hsRate, l.hsBurst, now, l.ipSlots(key))
-		var re *RateError
-		var qe *QuotaError
-		switch {
-		case err == nil:
-			return &lease{l: l, storeRel: rel}, nil
-		case errors.As(err, &re):
-			if ref := g.enforce(ctx, GuardHandshakeRate, rateRefusal(re.RetryAfter), ev); ref != nil {
-				return nil, ref
-			}
-			return g.acquireClient(ctx, key, true, ev) // report-only: the slots alone
-		case errors.As(err, &qe):
-			return g.quotaRefused(ctx, quotaRefusal(err), ev)
-		}
-		g.storeFailed(ctx, storeCheckRate, err, ev)
-		useStore = false
-	}
-	ok, wait, err := l.allowHandshake(ctx, key, now, useStore)
-	if err != nil {
-		g.storeFailed(ctx, storeCheckRate, err, ev)
-		useStore = false
-		ok, wait, _ = l.allowHandshake(ctx, key, now, false)
-	}
-	if !ok {
-		if ref := g.enforce(ctx, GuardHandshakeRate, rateRefusal(wait), ev); ref != nil {
-			return nil, ref
-		}
-	}
-	return g.acquireClient(ctx, key, useStore, ev)
-}
-
-// acquireClient takes the per-IP and total slots.
-func (g *Guard) acquireClient(ctx context.Context, key netip.Addr, useStore bool, ev Event) (*lease, *refusal) {
-	ls, ref, err := g.lim.acquireIP(ctx, key, useStore)
-	if err != nil {
-		g.storeFailed(ctx, storeCheckQuota, err, ev)
-		ls, ref, _ = g.lim.acquireIP(ctx, key, false)
-	}
-	if ref != nil {
-		return g.quotaRefused(ctx, ref, ev)
-	}
-	return ls, nil
-}
-
-// acquireSubject adds the per-subject slot to ls, after the token.
-func (g *Guard) acquireSubject(ctx context.Context, ls *lease, sub string, ev Event) *refusal {
-	useStore := g.lim.store != nil
-	ref, err := ls.acquireSubject(ctx, sub, useStore)
-	if err == nil && ref != nil && g.cfg.evictOldest {
-		ref, err = g.acquireEvicting(ctx, ls, sub, ref, useStore)
-	}
-	if err != nil {
-		g.storeFailed(ctx, storeCheckQuota, err, ev)
-		ref, _ = ls.acquireSubject(ctx, sub, false)
-		if ref != nil && g.cfg.evictOldest {
-			ref, _ = g.acquireEvicting(ctx, ls, sub, ref, false)
-		}
-	}
-	if ref != nil {
-		ref.retryAfter = 1
-		return g.enforce(ctx, GuardQuota, ref, ev)
-	}
-	return nil
-}
-
-// quotaRefused answers a full pool, or lets the client through holding no
-// slot when the quota guard is report-only.
-func (g *Guard) quotaRefused(ctx context.Context, ref *refusal, ev Event) (*lease, *refusal) {
-	ref.retryAfter = 1
-	if ref = g.enforce(ctx, GuardQuota, ref, ev); ref != nil {
-		return nil, ref
-	}
-	return &lease{l: g.lim}, nil
 }
 
 func rateRefusal(wait time.Duration) *refusal {

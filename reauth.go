@@ -54,17 +54,15 @@ func (c *Conn) reauth(id []byte, payload []byte) {
 		c.closeWith(ClosePolicy, "banned", false)
 		return
 	}
-	revoked, err := g.isRevoked(c.ctx, p, g.now())
-	if err != nil {
-		g.storeFailed(c.ctx, storeCheckRevocation, err, ev)
-		fail("store_error", "revocation status unknown (fail closed)")
+	if v := g.checkRevocation(c.ctx, p); g.apply(c.ctx, v, ev) != nil {
+		if v.storeErr != nil {
+			fail("store_error", "revocation status unknown (fail closed)")
+		} else {
+			fail("token_revoked", "token revoked")
+		}
 		return
 	}
-	if revoked {
-		fail("token_revoked", "token revoked")
-		return
-	}
-	if ref := g.checkReplay(c.ctx, p, ev); ref != nil {
+	if ref := g.apply(c.ctx, g.checkReplay(c.ctx, p), ev); ref != nil {
 		fail(ref.reason, ref.err.Error())
 		return
 	}

@@ -87,38 +87,6 @@ func (s *sessions) underFloor(iat time.Time, now int64) bool {
 	return now < s.floorUntil && (iat.IsZero() || iat.UnixNano() <= s.floorBefore)
 }
 
-// checkReplay applies the replay cache to a verified principal. With a
-// SharedStore the cache is shared; when the store cannot answer, the
-// token is refused (fail closed).
-func (g *Guard) checkReplay(ctx context.Context, p *Principal, ev Event) *refusal {
-	if !g.cfg.singleUse {
-		return nil
-	}
-	if p.ID == "" || len(p.ID) > maxTokenIDLen {
-		return tokenRefusal("token_replay", "single-use tokens need a jti")
-	}
-	now := g.now()
-	exp := p.ExpiresAt.Add(g.cfg.clockSkew)
-	if g.shared != nil {
-		first, err := g.shared.Once(ctx, replayTokenIDKeyPrefix+p.ID, max(exp.Sub(now), time.Millisecond))
-		if err != nil {
-			g.storeFailed(ctx, storeCheckReplay, err, ev)
-			return storeRefusal(err)
-		}
-		if !first {
-			return tokenRefusal("token_replay", "token already used")
-		}
-		return nil
-	}
-	switch err := g.sess.replay.Add(replayTokenIDKeyPrefix+p.ID, struct{}{}, exp.UnixNano(), now.UnixNano()); {
-	case errors.Is(err, ttlcache.ErrExists):
-		return tokenRefusal("token_replay", "token already used")
-	case err != nil:
-		return refuse(503, "replay_cache_full", "service unavailable", ErrCapacity, err)
-	}
-	return nil
-}
-
 // skewedIssuedAt is the earliest time p's token may have been issued by
 // this Guard's clock: its iat less the clock skew the Guard allowed for
 // it (zero when the token has no iat). Revocations compare with it, so a
@@ -595,24 +563,24 @@ func decodeTicket(data []byte) (ticket, error) {
 // redeemTicket takes a ticket from the request's query, once. With a
 // SharedStore a ticket issued by any instance is redeemed; when the store
 // cannot answer, the handshake is refused (fail closed).
-func (g *Guard) redeemTicket(ctx context.Context, r *http.Request, ip netip.Addr, ev Event) (*Principal, bool, *refusal) {
+func (g *Guard) redeemTicket(ctx context.Context, r *http.Request, ip netip.Addr) (*Principal, bool, verdict) {
 	v, ok := queryValue(r.URL, ticketParam)
 	if !ok {
-		return nil, false, nil
+		return nil, false, verdict{}
 	}
+	invalid := func(detail string) verdict { return verdict{ref: tokenRefusal("ticket_invalid", detail)} }
 	if len(v) != ticketLen {
-		return nil, true, tokenRefusal("ticket_invalid", "malformed ticket")
+		return nil, true, invalid("malformed ticket")
 	}
 	var t ticket
 	if g.shared != nil {
 		data, found, err := g.shared.TakeTicket(ctx, v)
 		if err != nil {
-			g.storeFailed(ctx, storeCheckTicket, err, ev)
-			return nil, true, storeRefusal(err)
+			return nil, true, verdict{ref: storeRefusal(err), storeErr: err, storeCheck: storeCheckTicket}
 		}
 		if found {
 			if t, err = decodeTicket(data); err != nil {
-				return nil, true, tokenRefusal("ticket_invalid", "unreadable ticket")
+				return nil, true, invalid("unreadable ticket")
 			}
 		}
 		ok = found
@@ -620,13 +588,13 @@ func (g *Guard) redeemTicket(ctx context.Context, r *http.Request, ip netip.Addr
 		t, ok = g.sess.tickets.Take(v, g.now().UnixNano())
 	}
 	if !ok {
-		return nil, true, tokenRefusal("ticket_invalid", "unknown, used or expired ticket")
+		return nil, true, invalid("unknown, used or expired ticket")
 	}
 	if t.ip.IsValid() && t.ip != ip {
-		return nil, true, tokenRefusal("ticket_invalid", "ticket bound to another client")
+		return nil, true, invalid("ticket bound to another client")
 	}
 	if !g.now().Before(t.p.ExpiresAt.Add(g.cfg.clockSkew)) {
-		return nil, true, refuse(401, "token_expired", "token expired", ErrTokenExpired, nil)
+		return nil, true, verdict{ref: refuse(401, "token_expired", "token expired", ErrTokenExpired, nil)}
 	}
-	return t.p, true, nil
+	return t.p, true, verdict{}
 }

@@ -278,7 +278,7 @@ func TestSessionStoresBounded(t *testing.T) {
 		}
 		if i%2 == 0 {
 			pp := &Principal{Subject: "u", ID: strconv.Itoa(i), ExpiresAt: clk.now().Add(10 * time.Minute)}
-			if ref := g.checkReplay(context.Background(), pp, Event{}); ref != nil {
+			if v := g.checkReplay(context.Background(), pp); v.ref != nil {
 				refusedReplay++
 			}
 		} else if _, err := g.issueTicket(context.Background(), p, netip.Addr{}); err != nil {

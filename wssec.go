@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -461,160 +460,6 @@ func isToken(s string) bool {
 	return s != ""
 }
 
-// Wrap guards WebSocket upgrade requests and passes every other request to
-// next untouched. A refused handshake is answered here with a plain HTTP
-// status and never reaches next. An accepted one reaches next with the
-// Principal in its context (PrincipalFrom); next then calls Upgrade. If
-// next returns without upgrading, the slots the request held are released.
-//
-// A request is guarded once per Guard: when this Guard's Wrap already
-// accepted it (r.Use(g.Wrap) in front of g.Handler, or Wrap twice), a
-// later Wrap, Handler or Upgrade of the same Guard reuses that result —
-// one handshake-rate token, one connection slot — instead of guarding
-// again.
-func (g *Guard) Wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isUpgrade(r) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if hs := g.handshakeFrom(r); hs != nil && !hs.consumed.Load() {
-			next.ServeHTTP(w, r) // an outer Wrap guarded it and owns its lease
-			return
-		}
-		hs, ref := g.guard(w, r)
-		if ref != nil {
-			return
-		}
-		defer func() {
-			if !hs.upgraded.Load() {
-				hs.lease.release()
-			}
-		}()
-		ctx := context.WithValue(r.Context(), handshakeKey{}, hs)
-		ctx = context.WithValue(ctx, principalKey{}, hs.principal)
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
-}
-
-// guard runs the guards and answers a refusal, which it returns.
-func (g *Guard) guard(w http.ResponseWriter, r *http.Request) (*handshake, *refusal) {
-	if g.isClosed() {
-		ref := refuse(503, "shutting_down", "server shutting down", ErrClosed, nil)
-		g.emit(r.Context(), Event{Kind: EventHandshakeRefused, Reason: ref.reason, Status: ref.status, Origin: r.Header.Get("Origin")})
-		ref.write(w)
-		return nil, ref
-	}
-	hs, ref, ev := g.check(r.Context(), r)
-	if ref != nil {
-		ev.Reason, ev.Status = ref.reason, ref.status
-		ev.Detail = ref.err.Error()
-		g.emit(r.Context(), ev)
-		g.recordRefusal(r.Context(), classify(ref.reason), clientKey(ev.RemoteIP), ev.Subject)
-		ref.write(w)
-		return nil, ref
-	}
-	return hs, nil
-}
-
-// Upgrade upgrades an accepted request to a secured Conn. If Wrap did not
-// guard the request, Upgrade runs every guard itself first, so no path
-// skips a check; if it did, Upgrade reuses that result and guards nothing
-// twice. On refusal it has already answered the client and returns
-// the refusal (matching one of the sentinel errors).
-func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
-	hs := g.handshakeFrom(r)
-	if hs != nil && !hs.consumed.CompareAndSwap(false, true) {
-		hs = nil // a second Upgrade of one request: guard again (and fail in gorilla)
-	}
-	owned := false // this call, not Wrap, owns the lease
-	if hs == nil {
-		if !isUpgrade(r) {
-			http.Error(w, "websocket upgrade required", http.StatusBadRequest)
-			return nil, ErrNotWebSocket
-		}
-		var ref *refusal
-		if hs, ref = g.guard(w, r); ref != nil {
-			return nil, ref // already answered and logged
-		}
-		owned = true
-	}
-	ws, err := g.upg.Upgrade(reasonWriter{w}, r, nil)
-	if err != nil {
-		if owned {
-			hs.lease.release()
-		}
-		return nil, fmt.Errorf("wssec: upgrade: %w", err)
-	}
-	c := g.newConn(ws, hs)
-	if c == nil { // the Guard closed meanwhile
-		hs.lease.release()
-		return nil, ErrClosed
-	}
-	hs.upgraded.Store(true)
-	ev := Event{Kind: EventHandshakeAccepted, RemoteIP: hs.ip, Origin: hs.origin, Pattern: hs.pattern, Subject: hs.principal.Subject, Detail: "via " + hs.via}
-	g.emit(r.Context(), ev)
-	// A revocation recorded after the guards checked this principal but
-	// before c was registered did not see c in its scan of live sockets:
-	// Revoke records before it scans, so checking after registering
-	// closes that gap. A store that cannot answer fails closed, as at the
-	// handshake (503): the socket closes with 1013, try again later.
-	revoked, err := g.isRevoked(r.Context(), hs.principal, g.now())
-	switch {
-	case err != nil:
-		g.storeFailed(r.Context(), storeCheckRevocation, err, ev)
-		c.closeWith(CloseTryAgainLater, "service unavailable", false)
-	case revoked:
-		c.closeWith(ClosePolicy, "token revoked", false)
-	case g.banCheck(r.Context(), clientKey(hs.ip), hs.principal.Subject, ev) != nil:
-		c.closeWith(ClosePolicy, "banned", false) // the same gap, for a ban
-	}
-	return c, nil
-}
-
-// Handler guards the endpoint, upgrades accepted requests and runs serve
-// with a context that carries the Principal and ends when the connection
-// does. Behind this Guard's Wrap (r.Use(g.Wrap) in chi) it does not guard
-// again: one handshake costs one rate token and one connection slot. When serve returns, the connection is closed normally (1000); if
-// serve panics, the panic is logged and the connection closed with 1011.
-//
-// serve runs on a goroutine of its own and the HTTP handler returns right
-// after the upgrade, so net/http lets go of the request and its buffers:
-// an idle socket holds less. serve must return once ctx is done.
-func (g *Guard) Handler(serve func(ctx context.Context, c *Conn)) http.Handler {
-	return g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := g.Upgrade(w, r)
-		if err != nil {
-			return
-		}
-		g.mu.Lock()
-		if g.closed { // Close has begun: it does not wait for this one
-			g.mu.Unlock()
-			c.serve(serve)
-			return
-		}
-		g.serving.Add(1)
-		g.mu.Unlock()
-		go func() {
-			defer g.serving.Done()
-			c.serve(serve)
-		}()
-	}))
-}
-
-// serve runs the application's serve function for c and closes c after it.
-func (c *Conn) serve(fn func(ctx context.Context, c *Conn)) {
-	defer func() {
-		if v := recover(); v != nil {
-			c.g.log.Error("wssec: serve function panicked", "panic", v, "stack", string(debug.Stack()))
-			c.Close(CloseInternalError, "internal error")
-			return
-		}
-		c.Close(websocket.CloseNormalClosure, "")
-	}()
-	fn(c.Context(), c)
-}
-
 func (g *Guard) isClosed() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -652,4 +497,56 @@ func (g *Guard) Close() error {
 		g.ver.dyn.f.Close()
 	}
 	return nil
+}
+
+// compileRequestRules validates WithTrustedProxies, WithClientIPHeader
+// and WithHosts into the Guard.
+func (g *Guard) compileRequestRules(c *config, bad func(opt, val, reason string)) {
+	ts, err := clientip.ParseSet(c.trustedProxies)
+	if err != nil {
+		bad("WithTrustedProxies", "", err.Error())
+	} else {
+		for _, p := range ts.Prefixes() {
+			if p.Bits() == 0 {
+				bad("WithTrustedProxies", p.String(), "trusts every address, so every client could choose its own address and scheme; list your proxies' addresses")
+			}
+		}
+		g.trusted = ts
+	}
+	if c.clientIPHeaderSet {
+		src, err := clientip.ParseSource(c.clientIPHeader)
+		if err != nil {
+			bad("WithClientIPHeader", fmt.Sprintf("%q", c.clientIPHeader), err.Error())
+		}
+		g.ipFrom = src
+	}
+	if c.hostsSet {
+		if len(c.hosts) == 0 {
+			bad("WithHosts", "", "no pattern given")
+		}
+		var ps []origin.HostPattern
+		for _, s := range c.hosts {
+			p, err := origin.ParseHostPattern(s)
+			if err != nil {
+				bad("WithHosts", fmt.Sprintf("%q", s), err.Error())
+				continue
+			}
+			ps = append(ps, p)
+		}
+		g.hosts = origin.NewHostSet(ps)
+	}
+}
+
+// warnRequestRules logs the accepted but risky proxy settings.
+func (g *Guard) warnRequestRules(ctx context.Context) {
+	for _, p := range g.trusted.Prefixes() {
+		if clientip.ContainsPublic(p) {
+			g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "trusted_proxies_public",
+				Detail: "WithTrustedProxies: " + p.String() + " holds public addresses; every host in it can choose the client address it reports"})
+		}
+	}
+	if g.cfg.clientIPHeaderSet && g.trusted.Len() == 0 {
+		g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "client_ip_header_unused",
+			Detail: "WithClientIPHeader without WithTrustedProxies: no header is read"})
+	}
 }
