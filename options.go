@@ -185,6 +185,10 @@ type config struct {
 
 	ban        *BanPolicy
 	reportOnly map[GuardName]bool
+
+	// compiled is filled by validate, which parses the options above;
+	// New hands it to the Guard.
+	compiled compiled
 }
 
 func defaultConfig() config {

@@ -25,23 +25,15 @@ import (
 // it is safe for concurrent use. Close it to stop its background work and
 // close its connections.
 type Guard struct {
-	cfg     config
-	log     *slog.Logger
-	now     func() time.Time
-	origins *origin.Set // nil: same-origin only
-	trusted *clientip.Set
-	ipFrom  clientip.Source // the header trusted proxies write
-	hosts   *origin.HostSet // nil: no WithHosts
-	lim     *limits
-	ver     *verifier // nil with WithAuthenticator or WithAnonymous alone
-	upg     websocket.Upgrader
-	msg     *messageRules
-	sess    *sessions
-	msgObs  []MessageObserver // the observers that count accepted messages
-	bans    *bans             // nil unless WithBanPolicy
-	// originLabels are the canonical allowlist patterns, by Set index: the
-	// only origin values that reach events' Pattern (a bounded label).
-	originLabels []string
+	cfg config
+	compiled
+	log    *slog.Logger
+	now    func() time.Time
+	lim    *limits
+	upg    websocket.Upgrader
+	sess   *sessions
+	msgObs []MessageObserver // the observers that count accepted messages
+	bans   *bans             // nil unless WithBanPolicy
 
 	shared SharedStore // the Store, when it shares sessions too; else nil
 	// storeWarned is when each store check last emitted
@@ -57,148 +49,36 @@ type Guard struct {
 	serving sync.WaitGroup // the serve goroutines Handler started
 }
 
+// compiled is what config.validate parsed out of the options, so that
+// New builds the Guard without parsing anything again.
+type compiled struct {
+	origins *origin.Set // nil: same-origin only
+	// originLabels are the canonical allowlist patterns, by Set index: the
+	// only origin values that reach events' Pattern (a bounded label).
+	originLabels []string
+	trusted      *clientip.Set
+	ipFrom       clientip.Source // the header trusted proxies write
+	hosts        *origin.HostSet // nil: no WithHosts
+	ver          *verifier       // nil with WithAuthenticator or WithAnonymous alone
+	msg          *messageRules
+}
+
 // New builds a Guard from opts. It validates the whole configuration and
 // returns every problem at once (errors.Join of *ConfigError, each
 // matching ErrConfig). With WithJWKS it fetches the key set once, under a
 // timeout, so a bad URL fails here rather than at the first handshake.
 func New(opts ...Option) (*Guard, error) {
-	c := defaultConfig()
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&c)
-		}
+	c := newConfig(opts)
+	if err := c.validate(); err != nil {
+		return nil, err
 	}
-	if c.now == nil {
-		c.now = time.Now
-	}
-	if c.logger == nil {
-		c.logger = slog.Default()
-	}
-	if len(c.tokenSources) == 0 {
-		c.tokenSources = []TokenSource{HeaderToken(), SubprotocolToken()}
-	}
-	if c.subprotocols == nil {
-		c.subprotocols = []string{DefaultSubprotocol}
-	}
-	g := &Guard{cfg: c, log: c.logger, now: c.now, conns: make(map[*Conn]struct{})}
-	var errs []error
-	bad := func(opt, val, reason string) {
-		errs = append(errs, &ConfigError{Option: opt, Value: val, Reason: reason})
-	}
-
-	// Origins.
-	if c.originsSet {
-		if len(c.origins) == 0 {
-			bad("WithOrigins", "", "no pattern given")
-		}
-		var ps []origin.Pattern
-		for _, s := range c.origins {
-			p, err := origin.ParsePattern(s)
-			if err != nil {
-				bad("WithOrigins", fmt.Sprintf("%q", s), err.Error())
-				continue
-			}
-			ps = append(ps, p)
-			g.originLabels = append(g.originLabels, p.String())
-		}
-		g.origins = origin.NewSet(ps)
-	}
-
-	// Trusted proxies, their header, and the Host allowlist.
-	g.compileRequestRules(&c, bad)
-
-	// Limits.
-	positive := func(opt string, n int64) {
-		if n <= 0 {
-			bad(opt, fmt.Sprint(n), "must be positive")
-		}
-	}
-	positive("WithConnLimits perIP", int64(c.maxPerIP))
-	positive("WithConnLimits perSubject", int64(c.maxPerSubject))
-	positive("WithConnLimits total", int64(c.maxTotal))
-	if c.handshakeRate <= 0 {
-		bad("WithHandshakeRate", fmt.Sprint(c.handshakeRate), "rate must be positive")
-	}
-	positive("WithHandshakeRate burst", int64(c.handshakeBurst))
-	if c.messageRate <= 0 {
-		bad("WithMessageRate", fmt.Sprint(c.messageRate), "rate must be positive")
-	}
-	positive("WithMessageRate burst", int64(c.messageBurst))
-	positive("WithMaxMessageSize", c.maxMessageSize)
-	positive("WithMaxTokenSize", int64(c.maxTokenSize))
-	positive("WithIdleTimeout", int64(c.idleTimeout))
-	positive("WithPingInterval", int64(c.pingInterval))
-	positive("WithWriteTimeout", int64(c.writeTimeout))
-	positive("WithMaxConnAge", int64(c.maxConnAge))
-	positive("WithSendQueue", int64(c.sendQueue))
-	positive("WithDenialLimit", int64(c.denialLimit))
-	positive("WithMaxTokenLifetime", int64(c.maxTokenLifetime))
-	if c.jwksRefresh < time.Second {
-		bad("WithJWKSRefresh", c.jwksRefresh.String(), "must be at least 1s")
-	}
-	if c.pingInterval > 0 && c.idleTimeout > 0 && c.pingInterval >= c.idleTimeout {
-		bad("WithPingInterval", c.pingInterval.String(), "must be shorter than the idle timeout "+c.idleTimeout.String())
-	}
-	if c.ban != nil {
-		for _, why := range validateBanPolicy(c.ban) {
-			bad("WithBanPolicy", "", why)
-		}
-	}
-	for gn := range c.reportOnly {
-		if !slices.Contains(reportOnlyGuards, gn) {
-			bad("WithReportOnly", string(gn), "not a guard that can run report-only")
-		}
-	}
-	if c.ticketTTL <= 0 || c.ticketTTL > 5*time.Minute {
-		bad("WithTickets", c.ticketTTL.String(), "ttl must be between 0 and 5m")
-	}
-	positive("WithTickets capacity", int64(c.ticketCapacity))
-	if c.expiryWarning < 0 {
-		bad("WithExpiryWarning", c.expiryWarning.String(), "must not be negative")
-	}
-	if c.clockSkew < 0 || c.clockSkew > 5*time.Minute {
-		bad("WithClockSkew", c.clockSkew.String(), "must be between 0 and 5m")
-	}
-
-	// Subprotocols and token sources.
-	for _, p := range c.subprotocols {
-		if p == "" || !isToken(p) {
-			bad("WithSubprotocols", fmt.Sprintf("%q", p), "not a valid protocol token")
-		} else if strings.HasPrefix(strings.ToLower(p), "bearer.") {
-			bad("WithSubprotocols", fmt.Sprintf("%q", p), `the "bearer." prefix is reserved for tokens`)
-		}
-	}
-	seen := map[TokenSource]bool{}
-	for _, s := range c.tokenSources {
-		switch {
-		case s.kind < srcHeader || s.kind > srcQuery:
-			bad("WithTokenSources", "", "invalid source; build one with HeaderToken, SubprotocolToken, CookieToken or QueryToken")
-		case (s.kind == srcCookie || s.kind == srcQuery) && (s.name == "" || !isToken(s.name)):
-			bad("WithTokenSources", fmt.Sprintf("%q", s.name), "cookie and query sources need a valid name")
-		case seen[s]:
-			bad("WithTokenSources", s.String(), "listed twice")
-		}
-		seen[s] = true
-	}
-
-	// Authentication.
-	g.ver, errs = buildVerifier(&c, errs)
-
-	// Messages: actions, schemas, channel rules.
-	mr, merrs := compileMessageRules(&c)
-	errs = append(errs, merrs...)
-	g.msg = mr
-
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-
-	lim, err := newLimits(&c)
+	g := &Guard{cfg: *c, compiled: c.compiled, log: c.logger, now: c.now, conns: make(map[*Conn]struct{})}
+	lim, err := newLimits(c)
 	if err != nil {
 		return nil, &ConfigError{Option: "limits", Reason: err.Error()}
 	}
 	g.lim = lim
-	g.sess = newSessions(&c)
+	g.sess = newSessions(c)
 	if ss, ok := c.store.(SharedStore); ok {
 		g.shared = ss
 	}
@@ -217,7 +97,7 @@ func New(opts ...Option) (*Guard, error) {
 	}
 
 	// The JWKS is fetched last, once everything static is known good.
-	if err := g.startKeyFetch(&c); err != nil {
+	if err := g.startKeyFetch(c); err != nil {
 		return nil, err
 	}
 
@@ -252,9 +132,234 @@ func New(opts ...Option) (*Guard, error) {
 			http.Error(w, http.StatusText(status), status)
 		},
 	}
+	g.warnConfig(context.Background())
+	return g, nil
+}
 
-	ctx := context.Background()
-	g.warnRequestRules(ctx)
+// writeBufferPool shares write buffers between connections, so an idle
+// connection holds none.
+var writeBufferPool = &sync.Pool{}
+
+// newConfig applies opts over the defaults and fills in the defaults
+// that depend on what the options left unset.
+func newConfig(opts []Option) *config {
+	c := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	if len(c.tokenSources) == 0 {
+		c.tokenSources = []TokenSource{HeaderToken(), SubprotocolToken()}
+	}
+	if c.subprotocols == nil {
+		c.subprotocols = []string{DefaultSubprotocol}
+	}
+	return &c
+}
+
+// configErrs collects the problems validate finds, joined once at its
+// end.
+type configErrs []error
+
+// add records one problem with option opt (val is the offending value,
+// quoted where helpful, never a secret).
+func (e *configErrs) add(opt, val, reason string) {
+	*e = append(*e, &ConfigError{Option: opt, Value: val, Reason: reason})
+}
+
+// validate checks every option, one concern at a time, and compiles what
+// it checked (origin and host patterns, proxy ranges, keys, schemas,
+// channel rules) into c.compiled. It returns every problem at once: the
+// errors.Join of *ConfigError, nil when there is none.
+func (c *config) validate() error {
+	var errs configErrs
+	c.validateOrigins(&errs)
+	c.validateRequestRules(&errs)
+	c.validateLimits(&errs)
+	c.validateBans(&errs)
+	c.validateSessions(&errs)
+	c.validateProtocol(&errs)
+	c.compiled.ver = buildVerifier(c, &errs)
+	c.validateMessages(&errs)
+	return errors.Join(errs...)
+}
+
+// validateOrigins parses the WithOrigins patterns.
+func (c *config) validateOrigins(errs *configErrs) {
+	if !c.originsSet {
+		return
+	}
+	if len(c.origins) == 0 {
+		errs.add("WithOrigins", "", "no pattern given")
+	}
+	var ps []origin.Pattern
+	for _, s := range c.origins {
+		p, err := origin.ParsePattern(s)
+		if err != nil {
+			errs.add("WithOrigins", fmt.Sprintf("%q", s), err.Error())
+			continue
+		}
+		ps = append(ps, p)
+		c.compiled.originLabels = append(c.compiled.originLabels, p.String())
+	}
+	c.compiled.origins = origin.NewSet(ps)
+}
+
+// validateRequestRules parses WithTrustedProxies, WithClientIPHeader and
+// WithHosts.
+func (c *config) validateRequestRules(errs *configErrs) {
+	ts, err := clientip.ParseSet(c.trustedProxies)
+	if err != nil {
+		errs.add("WithTrustedProxies", "", err.Error())
+	} else {
+		for _, p := range ts.Prefixes() {
+			if p.Bits() == 0 {
+				errs.add("WithTrustedProxies", p.String(), "trusts every address, so every client could choose its own address and scheme; list your proxies' addresses")
+			}
+		}
+		c.compiled.trusted = ts
+	}
+	if c.clientIPHeaderSet {
+		src, err := clientip.ParseSource(c.clientIPHeader)
+		if err != nil {
+			errs.add("WithClientIPHeader", fmt.Sprintf("%q", c.clientIPHeader), err.Error())
+		}
+		c.compiled.ipFrom = src
+	}
+	if c.hostsSet {
+		if len(c.hosts) == 0 {
+			errs.add("WithHosts", "", "no pattern given")
+		}
+		var ps []origin.HostPattern
+		for _, s := range c.hosts {
+			p, err := origin.ParseHostPattern(s)
+			if err != nil {
+				errs.add("WithHosts", fmt.Sprintf("%q", s), err.Error())
+				continue
+			}
+			ps = append(ps, p)
+		}
+		c.compiled.hosts = origin.NewHostSet(ps)
+	}
+}
+
+// validateLimits checks the quotas, rates, sizes and timeouts.
+func (c *config) validateLimits(errs *configErrs) {
+	positive := func(opt string, n int64) {
+		if n <= 0 {
+			errs.add(opt, fmt.Sprint(n), "must be positive")
+		}
+	}
+	positive("WithConnLimits perIP", int64(c.maxPerIP))
+	positive("WithConnLimits perSubject", int64(c.maxPerSubject))
+	positive("WithConnLimits total", int64(c.maxTotal))
+	if c.handshakeRate <= 0 {
+		errs.add("WithHandshakeRate", fmt.Sprint(c.handshakeRate), "rate must be positive")
+	}
+	positive("WithHandshakeRate burst", int64(c.handshakeBurst))
+	if c.messageRate <= 0 {
+		errs.add("WithMessageRate", fmt.Sprint(c.messageRate), "rate must be positive")
+	}
+	positive("WithMessageRate burst", int64(c.messageBurst))
+	positive("WithMaxMessageSize", c.maxMessageSize)
+	positive("WithMaxTokenSize", int64(c.maxTokenSize))
+	positive("WithIdleTimeout", int64(c.idleTimeout))
+	positive("WithPingInterval", int64(c.pingInterval))
+	positive("WithWriteTimeout", int64(c.writeTimeout))
+	positive("WithMaxConnAge", int64(c.maxConnAge))
+	positive("WithSendQueue", int64(c.sendQueue))
+	positive("WithDenialLimit", int64(c.denialLimit))
+	positive("WithMaxTokenLifetime", int64(c.maxTokenLifetime))
+	if c.jwksRefresh < time.Second {
+		errs.add("WithJWKSRefresh", c.jwksRefresh.String(), "must be at least 1s")
+	}
+	if c.pingInterval > 0 && c.idleTimeout > 0 && c.pingInterval >= c.idleTimeout {
+		errs.add("WithPingInterval", c.pingInterval.String(), "must be shorter than the idle timeout "+c.idleTimeout.String())
+	}
+}
+
+// validateBans checks WithBanPolicy and WithReportOnly.
+func (c *config) validateBans(errs *configErrs) {
+	if c.ban != nil {
+		for _, why := range validateBanPolicy(c.ban) {
+			errs.add("WithBanPolicy", "", why)
+		}
+	}
+	for gn := range c.reportOnly {
+		if !slices.Contains(reportOnlyGuards, gn) {
+			errs.add("WithReportOnly", string(gn), "not a guard that can run report-only")
+		}
+	}
+}
+
+// validateSessions checks WithTickets, WithExpiryWarning and
+// WithClockSkew.
+func (c *config) validateSessions(errs *configErrs) {
+	if c.ticketTTL <= 0 || c.ticketTTL > 5*time.Minute {
+		errs.add("WithTickets", c.ticketTTL.String(), "ttl must be between 0 and 5m")
+	}
+	if c.ticketCapacity <= 0 {
+		errs.add("WithTickets capacity", fmt.Sprint(c.ticketCapacity), "must be positive")
+	}
+	if c.expiryWarning < 0 {
+		errs.add("WithExpiryWarning", c.expiryWarning.String(), "must not be negative")
+	}
+	if c.clockSkew < 0 || c.clockSkew > 5*time.Minute {
+		errs.add("WithClockSkew", c.clockSkew.String(), "must be between 0 and 5m")
+	}
+}
+
+// validateProtocol checks WithSubprotocols and WithTokenSources.
+func (c *config) validateProtocol(errs *configErrs) {
+	for _, p := range c.subprotocols {
+		if p == "" || !isToken(p) {
+			errs.add("WithSubprotocols", fmt.Sprintf("%q", p), "not a valid protocol token")
+		} else if strings.HasPrefix(strings.ToLower(p), "bearer.") {
+			errs.add("WithSubprotocols", fmt.Sprintf("%q", p), `the "bearer." prefix is reserved for tokens`)
+		}
+	}
+	seen := map[TokenSource]bool{}
+	for _, s := range c.tokenSources {
+		switch {
+		case s.kind < srcHeader || s.kind > srcQuery:
+			errs.add("WithTokenSources", "", "invalid source; build one with HeaderToken, SubprotocolToken, CookieToken or QueryToken")
+		case (s.kind == srcCookie || s.kind == srcQuery) && (s.name == "" || !isToken(s.name)):
+			errs.add("WithTokenSources", fmt.Sprintf("%q", s.name), "cookie and query sources need a valid name")
+		case seen[s]:
+			errs.add("WithTokenSources", s.String(), "listed twice")
+		}
+		seen[s] = true
+	}
+}
+
+// validateMessages compiles the actions, their schemas and the channel
+// rules.
+func (c *config) validateMessages(errs *configErrs) {
+	mr, merrs := compileMessageRules(c)
+	*errs = append(*errs, merrs...)
+	c.compiled.msg = mr
+}
+
+// warnConfig logs a warning for each accepted but risky setting.
+func (g *Guard) warnConfig(ctx context.Context) {
+	c := &g.cfg
+	for _, p := range g.trusted.Prefixes() {
+		if clientip.ContainsPublic(p) {
+			g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "trusted_proxies_public",
+				Detail: "WithTrustedProxies: " + p.String() + " holds public addresses; every host in it can choose the client address it reports"})
+		}
+	}
+	if c.clientIPHeaderSet && g.trusted.Len() == 0 {
+		g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "client_ip_header_unused",
+			Detail: "WithClientIPHeader without WithTrustedProxies: no header is read"})
+	}
 	if c.insecureTransport {
 		g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "insecure_transport", Detail: "WithInsecureTransport: plain ws:// is accepted; tokens and messages cross the network in clear text"})
 	}
@@ -269,18 +374,12 @@ func New(opts ...Option) (*Guard, error) {
 	if c.anonymous && g.ver == nil && c.authenticator == nil {
 		g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "anonymous", Detail: "WithAnonymous: handshakes need no credential"})
 	}
-	return g, nil
 }
 
-// writeBufferPool shares write buffers between connections, so an idle
-// connection holds none.
-var writeBufferPool = &sync.Pool{}
-
-// buildVerifier validates the key options and builds the token verifier.
-func buildVerifier(c *config, errs []error) (*verifier, []error) {
-	bad := func(opt, val, reason string) {
-		errs = append(errs, &ConfigError{Option: opt, Value: val, Reason: reason})
-	}
+// buildVerifier validates the key and token options and builds the token
+// verifier from them (nil when tokens are not verified, or on a problem).
+func buildVerifier(c *config, errs *configErrs) *verifier {
+	bad := errs.add
 	var known []string // the valid entries of WithAlgorithms
 	for _, a := range c.algorithms {
 		if strings.EqualFold(a, "none") {
@@ -298,42 +397,42 @@ func buildVerifier(c *config, errs []error) (*verifier, []error) {
 	case "WithJWKS":
 		if c.jwksURL == "" {
 			bad("WithJWKS", "", "empty URL")
-			return nil, errs
+			return nil
 		}
 	case "WithKeySet":
 		if c.keySet == nil {
 			bad("WithKeySet", "", "nil key set")
-			return nil, errs
+			return nil
 		}
 	case "WithHMACKey":
 		if len(c.hmacKey) == 0 {
 			bad("WithHMACKey", "", "empty key (is the secret missing from the environment?)")
-			return nil, errs
+			return nil
 		}
 	case "WithOIDC":
 		if c.oidcIssuer == "" {
 			bad("WithOIDC", "", "empty issuer")
-			return nil, errs
+			return nil
 		}
 	case "WithPublicKey":
 		if c.publicKey == nil {
 			bad("WithPublicKey", "", "nil key")
-			return nil, errs
+			return nil
 		}
 	}
 	hasKeys := c.keyOption != ""
 	if c.authenticator != nil && hasKeys {
 		bad("WithAuthenticator", "", "cannot be combined with WithJWKS, WithKeySet, WithHMACKey, WithOIDC or WithPublicKey")
-		return nil, errs
+		return nil
 	}
 	if c.authenticator != nil {
-		return nil, errs
+		return nil
 	}
 	if !hasKeys {
 		if !c.anonymous {
 			bad("New", "", "no way to authenticate: set WithOIDC, WithJWKS, WithKeySet, WithPublicKey, WithHMACKey or WithAuthenticator (or WithAnonymous for a public endpoint)")
 		}
-		return nil, errs
+		return nil
 	}
 	v := &verifier{
 		issuer:      c.issuer,
@@ -344,54 +443,54 @@ func buildVerifier(c *config, errs []error) (*verifier, []error) {
 		now:         c.now,
 	}
 	v.tokenOptions(c, bad)
-	var keyAlgs []string
+	var fromKeys []string // the algorithms the configured keys verify
 	switch {
 	case c.keyOption == "WithPublicKey":
 		r, err := publicKeyRing(c.publicKey)
 		if err != nil {
 			bad("WithPublicKey", fmt.Sprintf("%T", c.publicKey), err.Error())
-			return nil, errs
+			return nil
 		}
 		v.static = r
-		keyAlgs = r.allAlgs()
+		fromKeys = r.allAlgs()
 	case c.keyOption == "WithOIDC":
 		if err := jwks.ValidateIssuer(c.oidcIssuer); err != nil {
 			bad("WithOIDC", redactURL(c.oidcIssuer), err.Error())
-			return nil, errs
+			return nil
 		}
-		keyAlgs = jwksAlgs
+		fromKeys = jwksAlgs
 	case c.hmacKey != nil:
 		if len(c.hmacKey) < 32 {
 			bad("WithHMACKey", "", fmt.Sprintf("key of %d bytes; at least 32 required", len(c.hmacKey)))
-			return nil, errs
+			return nil
 		}
-		algs, _ := keyAlgsOf(c.hmacKey)
+		algs, _ := keyAlgs(c.hmacKey)
 		v.static = &ring{keys: []ringKey{{raw: c.hmacKey, algs: algs}}, symmetric: true}
-		keyAlgs = algs
+		fromKeys = algs
 	case c.keySet != nil:
 		r, err := ringFromSet(c.keySet)
 		if err != nil {
 			bad("WithKeySet", "", err.Error())
-			return nil, errs
+			return nil
 		}
 		v.static = r
-		keyAlgs = r.allAlgs()
+		fromKeys = r.allAlgs()
 	default:
-		if err := checkJWKSURL(c.jwksURL); err != nil {
+		if err := jwks.ValidateURL(c.jwksURL); err != nil { // https, or http to a loopback host
 			bad("WithJWKS", redactURL(c.jwksURL), err.Error())
-			return nil, errs
+			return nil
 		}
-		keyAlgs = jwksAlgs
+		fromKeys = jwksAlgs
 	}
-	algs := keyAlgs
+	algs := fromKeys
 	if len(c.algorithms) > 0 {
 		if len(known) == 0 {
-			return nil, errs // each entry was reported above
+			return nil // each entry was reported above
 		}
-		algs = intersect(known, keyAlgs)
+		algs = intersect(known, fromKeys)
 		if len(algs) == 0 {
 			bad("WithAlgorithms", strings.Join(c.algorithms, ","), "none of these algorithms fits the configured keys")
-			return nil, errs
+			return nil
 		}
 	}
 	v.algs = algs
@@ -404,14 +503,7 @@ func buildVerifier(c *config, errs []error) (*verifier, []error) {
 			v.pre.Kids = nil // a lone key without kid: any kid is ignored
 		}
 	}
-	return v, errs
-}
-
-func keyAlgsOf(raw any) ([]string, error) { return keyAlgs(raw) }
-
-// checkJWKSURL accepts https, or http to a loopback host.
-func checkJWKSURL(s string) error {
-	return jwks.ValidateURL(s)
+	return v
 }
 
 // redactURL shows a URL in an error without its credentials: no userinfo,
@@ -497,56 +589,4 @@ func (g *Guard) Close() error {
 		g.ver.dyn.f.Close()
 	}
 	return nil
-}
-
-// compileRequestRules validates WithTrustedProxies, WithClientIPHeader
-// and WithHosts into the Guard.
-func (g *Guard) compileRequestRules(c *config, bad func(opt, val, reason string)) {
-	ts, err := clientip.ParseSet(c.trustedProxies)
-	if err != nil {
-		bad("WithTrustedProxies", "", err.Error())
-	} else {
-		for _, p := range ts.Prefixes() {
-			if p.Bits() == 0 {
-				bad("WithTrustedProxies", p.String(), "trusts every address, so every client could choose its own address and scheme; list your proxies' addresses")
-			}
-		}
-		g.trusted = ts
-	}
-	if c.clientIPHeaderSet {
-		src, err := clientip.ParseSource(c.clientIPHeader)
-		if err != nil {
-			bad("WithClientIPHeader", fmt.Sprintf("%q", c.clientIPHeader), err.Error())
-		}
-		g.ipFrom = src
-	}
-	if c.hostsSet {
-		if len(c.hosts) == 0 {
-			bad("WithHosts", "", "no pattern given")
-		}
-		var ps []origin.HostPattern
-		for _, s := range c.hosts {
-			p, err := origin.ParseHostPattern(s)
-			if err != nil {
-				bad("WithHosts", fmt.Sprintf("%q", s), err.Error())
-				continue
-			}
-			ps = append(ps, p)
-		}
-		g.hosts = origin.NewHostSet(ps)
-	}
-}
-
-// warnRequestRules logs the accepted but risky proxy settings.
-func (g *Guard) warnRequestRules(ctx context.Context) {
-	for _, p := range g.trusted.Prefixes() {
-		if clientip.ContainsPublic(p) {
-			g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "trusted_proxies_public",
-				Detail: "WithTrustedProxies: " + p.String() + " holds public addresses; every host in it can choose the client address it reports"})
-		}
-	}
-	if g.cfg.clientIPHeaderSet && g.trusted.Len() == 0 {
-		g.emit(ctx, Event{Kind: EventConfigWarning, Reason: "client_ip_header_unused",
-			Detail: "WithClientIPHeader without WithTrustedProxies: no header is read"})
-	}
 }
