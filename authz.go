@@ -32,7 +32,9 @@ func (p *Principal) HasScope(s string) bool {
 	return p != nil && slices.Contains(p.Scopes, s)
 }
 
-// HasRole reports whether p holds role r.
+// HasRole reports whether p holds role r. The guards never look at
+// roles (channel rules and RequireScope check scopes): it is for a Policy
+// or a handler that authorizes by role.
 func (p *Principal) HasRole(r string) bool {
 	return p != nil && slices.Contains(p.Roles, r)
 }
@@ -40,7 +42,10 @@ func (p *Principal) HasRole(r string) bool {
 type principalKey struct{}
 
 // PrincipalFrom returns the Principal the guards authenticated for the
-// request or connection that ctx belongs to.
+// request or connection that ctx belongs to. It is how the handler behind
+// Wrap learns who connected before it calls Upgrade, and how code that
+// holds only a Conn's Context does after (Conn.Principal is the same
+// once the Conn exists, and follows re-authentication).
 func PrincipalFrom(ctx context.Context) (*Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(*Principal)
 	return p, ok && p != nil

@@ -36,11 +36,17 @@ const (
 
 // CloseError is returned by ReadMessage and Send once the connection is
 // closed, with the code and reason of the close, whichever side sent it.
+// It matches ErrClosed with errors.Is, and, when the server closed for a
+// refusal that has a sentinel, that sentinel too: ErrMessageTooBig (1009),
+// ErrRateLimited (1013, a message or ping flood), ErrSlowConsumer (1013,
+// the client did not read what the server sent).
 type CloseError struct {
 	Code   int
 	Reason string
 	// Remote reports whether the peer closed first.
 	Remote bool
+
+	cause error // the sentinel of the refusal the server closed for, or nil
 }
 
 func (e *CloseError) Error() string {
@@ -53,6 +59,10 @@ func (e *CloseError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrClosed) true.
 func (e *CloseError) Unwrap() error { return ErrClosed }
+
+// Is makes errors.Is(err, sentinel) true for the sentinel of the refusal
+// the server closed for (see CloseError).
+func (e *CloseError) Is(target error) bool { return e.cause != nil && target == e.cause }
 
 // closeGrace bounds how long a close may wait on a peer that does not read.
 const closeGrace = time.Second
@@ -185,13 +195,20 @@ func (c *Conn) Context() context.Context { return c.ctx }
 // Principal returns the connection's current principal.
 func (c *Conn) Principal() *Principal { return c.principal.Load() }
 
-// Subprotocol returns the subprotocol the server selected, or "".
+// Subprotocol returns the subprotocol the server selected, or "": for an
+// application that lists several in WithSubprotocols and speaks whichever
+// the client chose.
 func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
 
-// RemoteIP returns the client IP the guards used (after trusted proxies).
+// RemoteIP returns the client IP the guards used (after trusted proxies),
+// for the application's own logs: r.RemoteAddr behind a proxy is the
+// proxy's.
 func (c *Conn) RemoteIP() string { return c.hs.ip.String() }
 
-// Done is closed when the connection has been closed.
+// Done is closed as soon as the connection starts closing, whichever side
+// closed it: before Context is cancelled, which waits for the close
+// frame and the socket. It is for a goroutine of the application (one
+// that feeds Send) that should stop at once.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // onPing answers a client ping with a pong, but counts pings against the
@@ -202,8 +219,8 @@ func (c *Conn) onPing(data string) error {
 	if !ok {
 		c.limited++
 		if c.limited >= c.g.cfg.denialLimit {
-			c.record(EventMessageRefused, Event{Reason: "ping_flood", CloseCode: CloseTryAgainLater})
-			c.closeWith(CloseTryAgainLater, "ping flood", false)
+			c.record(EventMessageRefused, Event{Reason: "ping_flood", CloseCode: CloseTryAgainLater, Err: ErrRateLimited})
+			c.closeFor(ErrRateLimited, CloseTryAgainLater, "ping flood")
 		}
 		return nil
 	}
@@ -285,8 +302,8 @@ func (c *Conn) readOne() (*Message, error) {
 	}
 	if int64(len(c.buf)) > g.cfg.maxMessageSize {
 		c.buf = nil
-		c.closeWith(CloseTooBig, "message too big", false)
-		c.record(EventMessageRefused, Event{Reason: "message_too_big", CloseCode: CloseTooBig})
+		c.closeFor(ErrMessageTooBig, CloseTooBig, "message too big")
+		c.record(EventMessageRefused, Event{Reason: "message_too_big", CloseCode: CloseTooBig, Err: ErrMessageTooBig})
 		return nil, c.closedErr()
 	}
 	m, err := c.admitMessage(mt, c.buf)
@@ -336,16 +353,16 @@ func (c *Conn) admitMessage(mt int, data []byte) (*Message, error) {
 			// Invalid UTF-8 fails the connection whatever the rate
 			// (strictjson.Parse checks it on the accepting path).
 			c.closeWith(CloseInvalidData, "invalid utf-8", false)
-			c.record(EventMessageRefused, Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData})
+			c.record(EventMessageRefused, Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData, Err: ErrMessageInvalid})
 			return nil, c.closedErr()
 		}
 		if g.cfg.reportOnly[GuardMessageRate] {
-			c.record(EventReportOnly, Event{Reason: "rate_limited"})
+			c.record(EventReportOnly, Event{Reason: "rate_limited", Err: ErrRateLimited})
 		} else {
 			c.limited++
 			if c.limited >= g.cfg.denialLimit {
-				c.record(EventMessageRefused, Event{Reason: "rate_abuse", CloseCode: CloseTryAgainLater})
-				c.closeWith(CloseTryAgainLater, "message rate exceeded", false)
+				c.record(EventMessageRefused, Event{Reason: "rate_abuse", CloseCode: CloseTryAgainLater, Err: ErrRateLimited})
+				c.closeFor(ErrRateLimited, CloseTryAgainLater, "message rate exceeded")
 				return nil, c.closedErr()
 			}
 			// Echo the id, so a client waiting on it learns its request
@@ -370,7 +387,7 @@ func (c *Conn) admitMessage(mt int, data []byte) (*Message, error) {
 			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
 			// connection (gorilla does not check this).
 			c.closeWith(CloseInvalidData, "invalid utf-8", false)
-			c.record(EventMessageRefused, Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData})
+			c.record(EventMessageRefused, Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData, Err: ErrMessageInvalid})
 			return nil, c.closedErr()
 		}
 		var ee *strictjson.Error
@@ -416,7 +433,7 @@ func (c *Conn) admitMessage(mt int, data []byte) (*Message, error) {
 	// and carries the scopes its action requires: nothing passes the
 	// channel rules by leaving the channel out.
 	if len(env.Channel) == 0 && !reg.channelFree {
-		ev := Event{Reason: "invalid_message", Detail: "channel required", Action: action}
+		ev := Event{Reason: "invalid_message", Detail: "channel required", Action: action, Err: ErrMessageInvalid}
 		if !g.cfg.reportOnly[GuardChannel] {
 			c.deny(env.ID, strictjson.CodeInvalidMessage, "channel required", ev, true)
 			return nil, c.closedErr()
@@ -425,7 +442,7 @@ func (c *Conn) admitMessage(mt int, data []byte) (*Message, error) {
 	}
 	if len(reg.scopes) > 0 {
 		if why := authorizeAction(reg, c.Principal()); why != "" {
-			ev := Event{Reason: "forbidden", Detail: why, Action: action, Channel: string(env.Channel)}
+			ev := Event{Reason: "forbidden", Detail: why, Action: action, Channel: string(env.Channel), Err: ErrForbidden}
 			if !g.cfg.reportOnly[GuardChannel] {
 				c.deny(env.ID, "forbidden", "forbidden", ev, true)
 				return nil, c.closedErr()
@@ -472,7 +489,7 @@ func (c *Conn) admitMessage(mt int, data []byte) (*Message, error) {
 		rule, why := mr.authorizeChannel(m.Channel, action, p)
 		ev.Pattern = rule
 		if why != "" {
-			ev.Reason, ev.Detail = "forbidden", why
+			ev.Reason, ev.Detail, ev.Err = "forbidden", why, ErrForbidden
 			if !g.cfg.reportOnly[GuardChannel] {
 				c.deny(env.ID, "forbidden", "forbidden", ev, true)
 				return nil, c.closedErr()
@@ -482,7 +499,7 @@ func (c *Conn) admitMessage(mt int, data []byte) (*Message, error) {
 	}
 	if mr.policy != nil {
 		if err := mr.policy(c.ctx, p, m); err != nil {
-			ev.Reason, ev.Detail = "forbidden", "policy: "+err.Error()
+			ev.Reason, ev.Detail, ev.Err = "forbidden", "policy: "+err.Error(), fmt.Errorf("%w: policy: %w", ErrForbidden, err)
 			if !g.cfg.reportOnly[GuardPolicy] {
 				c.deny(env.ID, "forbidden", "forbidden", ev, true)
 				return nil, c.closedErr()
@@ -528,6 +545,9 @@ func safeAction(a []byte) string {
 // deny answers a refused message with an error frame, logs it, and closes
 // the connection with 1008 when counted refusals reach the denial limit.
 func (c *Conn) deny(id []byte, code, msg string, ev Event, count bool) {
+	if ev.Err == nil {
+		ev.Err = codeError(code)
+	}
 	// Record first, answer second: once the client reads the error frame,
 	// the event is out and any ban it earned is in place.
 	c.record(EventMessageRefused, ev)
@@ -546,6 +566,20 @@ func (c *Conn) deny(id []byte, code, msg string, ev Event, count bool) {
 		c.record(EventMessageRefused, Event{Reason: "denial_limit", CloseCode: ClosePolicy})
 		c.closeWith(ClosePolicy, "too many refused messages", false)
 	}
+}
+
+// codeError is the sentinel of an error frame's code, for the refusal
+// event's Err.
+func codeError(code string) error {
+	switch code {
+	case "invalid_message":
+		return ErrMessageInvalid
+	case "unknown_action":
+		return ErrUnknownAction
+	case "rate_limited":
+		return ErrRateLimited
+	}
+	return ErrForbidden
 }
 
 // record emits ev as an event of kind about this connection: a refusal
@@ -570,8 +604,8 @@ func (c *Conn) fail(err error) error {
 	case errors.As(err, &wce):
 		c.closeWith(wce.Code, wce.Text, true) // 1006 "unexpected EOF": gorilla's name for a lost peer
 	case errors.Is(err, websocket.ErrReadLimit):
-		c.record(EventMessageRefused, Event{Reason: "message_too_big", CloseCode: CloseTooBig})
-		c.closeWith(CloseTooBig, "message too big", false)
+		c.record(EventMessageRefused, Event{Reason: "message_too_big", CloseCode: CloseTooBig, Err: ErrMessageTooBig})
+		c.closeFor(ErrMessageTooBig, CloseTooBig, "message too big")
 	default:
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -862,8 +896,8 @@ func (c *Conn) slowConsumer() {
 	if c.closedErr() != nil {
 		return
 	}
-	c.g.emit(c.ctx, Event{Kind: EventMessageRefused, Reason: "slow_consumer", RemoteIP: c.hs.ip, CloseCode: CloseTryAgainLater})
-	c.closeWith(CloseTryAgainLater, "slow consumer", false)
+	c.g.emit(c.ctx, Event{Kind: EventMessageRefused, Reason: "slow_consumer", RemoteIP: c.hs.ip, CloseCode: CloseTryAgainLater, Err: ErrSlowConsumer})
+	c.closeFor(ErrSlowConsumer, CloseTryAgainLater, "slow consumer")
 }
 
 func (c *Conn) closedErrOr(err error) error {
@@ -967,7 +1001,7 @@ func (c *Conn) onTimer() {
 		}
 	}
 	if expire {
-		ev := Event{Kind: EventMessageRefused, Reason: "token_expired", RemoteIP: c.hs.ip, CloseCode: ClosePolicy}
+		ev := Event{Kind: EventMessageRefused, Reason: "token_expired", RemoteIP: c.hs.ip, CloseCode: ClosePolicy, Err: ErrTokenExpired}
 		if p := c.Principal(); p != nil {
 			ev.Subject = p.Subject
 		}
@@ -1016,13 +1050,25 @@ func sendableCode(code int) bool {
 }
 
 func (c *Conn) closeWith(code int, reason string, remote bool) {
+	c.closeWithErr(&CloseError{Code: code, Reason: closeReason(reason), Remote: remote})
+}
+
+// closeFor closes the connection from the server's side for a refusal
+// whose sentinel is cause: the CloseError matches it.
+func (c *Conn) closeFor(cause error, code int, reason string) {
+	c.closeWithErr(&CloseError{Code: code, Reason: closeReason(reason), cause: cause})
+}
+
+// closeReason truncates reason to the 123 bytes a close frame holds,
+// on a UTF-8 boundary.
+func closeReason(reason string) string {
 	if len(reason) > 123 {
 		reason = reason[:123]
 		for !utf8.ValidString(reason) {
 			reason = reason[:len(reason)-1]
 		}
 	}
-	c.closeWithErr(&CloseError{Code: code, Reason: reason, Remote: remote})
+	return reason
 }
 
 // closeWithErr records ce as the connection's close, if it is the first,
@@ -1130,7 +1176,9 @@ func (c *Conn) lingerForClose() {
 const lingerMaxBytes = 1 << 20
 
 // Wait blocks until the connection is fully torn down (socket closed, slot
-// released) or ctx ends.
+// released) or ctx ends: for a program that must know the connection's
+// quota slot is free again, such as one that reconnects the same subject
+// under a tight WithConnLimits.
 func (c *Conn) Wait(ctx context.Context) error {
 	select {
 	case <-c.gone:

@@ -485,7 +485,9 @@ func TestConn_MessageFlood(t *testing.T) {
 	c.expectError("rate_limited", "f3")
 	c.expectError("rate_limited", "f4")
 	c.expectClose(CloseTryAgainLater)
-	h.waitEnded(t)
+	if err := h.waitEnded(t); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("ReadMessage ended with %v, want a close matching ErrRateLimited", err)
+	}
 	if got, want := h.gotIDs(), []string{"marker/f1", "marker/f2"}; !sameStrings(got, want) {
 		t.Fatalf("ReadMessage returned %v, want %v", got, want)
 	}
@@ -669,8 +671,8 @@ func TestConn_SlowConsumer(t *testing.T) {
 	}
 	t.Logf("first refused Send at #%d of %d: %v; heap delta with a full queue: %d bytes", r.firstAt, count, r.firstErr, r.heapAtFull)
 	var ce *CloseError
-	if r.firstErr == nil || !errors.As(r.firstErr, &ce) || ce.Code != CloseTryAgainLater {
-		t.Fatalf("first Send error %v, want a CloseError 1013", r.firstErr)
+	if r.firstErr == nil || !errors.As(r.firstErr, &ce) || ce.Code != CloseTryAgainLater || !errors.Is(r.firstErr, ErrSlowConsumer) {
+		t.Fatalf("first Send error %v, want a CloseError 1013 matching ErrSlowConsumer", r.firstErr)
 	}
 	if r.errs != count-r.firstAt {
 		t.Fatalf("%d Sends failed after the first failure at #%d; every later Send must fail", r.errs, r.firstAt)

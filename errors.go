@@ -9,7 +9,11 @@ import (
 )
 
 // Sentinel errors. Every refusal wssec makes wraps one of them, so
-// errors.Is works on what Upgrade returns and on what Observers see.
+// errors.Is works on what Upgrade returns, on the *CloseError that
+// ReadMessage and Send return after the server closed for a refusal (see
+// CloseError), and on Event.Err, which Observers see. A refused message
+// is never returned by ReadMessage: its sentinel is in the Err of its
+// EventMessageRefused.
 var (
 	// ErrInsecureTransport: the request did not arrive over TLS (directly or
 	// as asserted by a trusted proxy) and WithInsecureTransport was not set.
@@ -50,17 +54,23 @@ var (
 	ErrClosed = errors.New("wssec: closed")
 	// ErrConfig is wrapped by every configuration error New returns.
 	ErrConfig = errors.New("wssec: invalid configuration")
-	// ErrMessageInvalid: a client message is not an acceptable envelope, or
-	// its payload fails its schema.
+	// ErrMessageInvalid: a client message is not an acceptable envelope
+	// (not valid UTF-8 included), or its payload fails its schema: the
+	// error frame's code invalid_message.
 	ErrMessageInvalid = errors.New("wssec: invalid message")
 	// ErrUnknownAction: a client message names an action that is not
-	// registered.
+	// registered: the error frame's code unknown_action.
 	ErrUnknownAction = errors.New("wssec: unknown action")
-	// ErrForbidden: the channel rules or the Policy denied a message.
+	// ErrForbidden: the channel rules, the action's RequireScope or the
+	// Policy denied a message, or Conn.Deny did: the error frame's code
+	// forbidden.
 	ErrForbidden = errors.New("wssec: forbidden")
-	// ErrMessageTooBig: a message exceeded WithMaxMessageSize.
+	// ErrMessageTooBig: a message exceeded WithMaxMessageSize, and the
+	// connection was closed with 1009.
 	ErrMessageTooBig = errors.New("wssec: message too big")
-	// ErrSlowConsumer: the send queue was full.
+	// ErrSlowConsumer: the client did not read what the server sent (the
+	// send queue was full, or a write timed out), and the connection was
+	// closed with 1013.
 	ErrSlowConsumer = errors.New("wssec: send queue full")
 )
 

@@ -92,6 +92,19 @@ type Event struct {
 	CloseCode int
 	Duration  time.Duration // connection lifetime, on EventConnClosed
 	Time      time.Time
+	// Err is the error behind a refusal (EventHandshakeRefused,
+	// EventMessageRefused, and EventReportOnly for the refusal a
+	// report-only guard let through) or the Store's own error
+	// (EventStoreUnavailable, and EventRevocationsFull with Reason
+	// "store_full"); nil on other events. On a refusal it matches
+	// the refusal's sentinel with errors.Is: ErrOriginNotAllowed,
+	// ErrTokenExpired, ErrRateLimited, … for a handshake; ErrMessageInvalid,
+	// ErrUnknownAction, ErrForbidden (wrapping the Policy's own error when
+	// the Policy denied), ErrRateLimited, ErrMessageTooBig,
+	// ErrSlowConsumer or ErrTokenExpired for a message or a connection.
+	// Like Detail, its text may name request data: never use it as a
+	// metrics label.
+	Err error
 }
 
 // Observer receives every security event, for metrics or alerting.

@@ -66,14 +66,14 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 func (g *Guard) guard(w http.ResponseWriter, r *http.Request) (*handshake, *refusal) {
 	if g.isClosed() {
 		ref := refuse(503, "shutting_down", "server shutting down", ErrClosed, nil)
-		g.emit(r.Context(), Event{Kind: EventHandshakeRefused, Reason: ref.reason, Status: ref.status, Origin: r.Header.Get("Origin")})
+		g.emit(r.Context(), Event{Kind: EventHandshakeRefused, Reason: ref.reason, Status: ref.status, Origin: r.Header.Get("Origin"), Err: ref.err})
 		ref.write(w)
 		return nil, ref
 	}
 	hs, ref, ev := g.check(r.Context(), r)
 	if ref != nil {
 		ev.Reason, ev.Status = ref.reason, ref.status
-		ev.Detail = ref.err.Error()
+		ev.Detail, ev.Err = ref.err.Error(), ref.err
 		g.emit(r.Context(), ev)
 		g.recordRefusal(r.Context(), classify(ref.reason), clientKey(ev.RemoteIP), ev.Subject)
 		ref.write(w)

@@ -100,7 +100,9 @@ func expiringFrame(in time.Duration) []byte {
 
 // ExpiresAt returns when the connection's credentials expire (the
 // principal's exp); the connection closes with 1008 then (plus the clock
-// skew) unless the client re-authenticates. Zero means no expiry.
+// skew) unless the client re-authenticates. Zero means no expiry. It is
+// for a handler that tells its client when to re-authenticate, or that
+// plans work within the token's life.
 func (c *Conn) ExpiresAt() time.Time {
 	if p := c.Principal(); p != nil {
 		return p.ExpiresAt

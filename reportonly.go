@@ -27,7 +27,7 @@ func (g *Guard) enforce(ctx context.Context, guard GuardName, ref *refusal, ev E
 		return ref
 	}
 	ev.Kind, ev.Reason, ev.Status = EventReportOnly, ref.reason, ref.status
-	ev.Detail = ref.err.Error()
+	ev.Detail, ev.Err = ref.err.Error(), ref.err
 	g.emit(ctx, ev)
 	return nil
 }

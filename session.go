@@ -472,7 +472,7 @@ func (g *Guard) IssueTicket(ctx context.Context, p *Principal) (string, error) {
 
 // IssueTicketForRequest is IssueTicket for the client that sent r: with
 // ticket IP binding on (WithTickets), the ticket is redeemable only from
-// that client's IP.
+// that client's IP, and IssueTicket, which knows no client, refuses.
 func (g *Guard) IssueTicketForRequest(r *http.Request, p *Principal) (string, error) {
 	var ip netip.Addr
 	if g.cfg.ticketBindIP {

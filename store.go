@@ -16,6 +16,11 @@ import (
 // keeps all of it in bounded memory inside the Guard; a shared Store (see
 // the redisstore package) makes every instance enforce one limit.
 //
+// An application only hands a Store to WithStore. SharedStore, Slot,
+// QuotaError, RateError, Revocation and SessionNotice are the contract a
+// Store implementation (redisstore's, or your own) fulfils; nothing else
+// needs them.
+//
 // Implementations must be safe for concurrent use. An error from Allow or
 // Acquire (other than a *QuotaError) means the Store could not decide; the
 // Guard then decides with its own in-memory limits and emits an
@@ -101,7 +106,8 @@ type SharedStore interface {
 	SubscribeSessions(ctx context.Context, fn func(SessionNotice)) error
 }
 
-// SessionNotice asks every instance to close some of its live sockets
+// SessionNotice (for SharedStore implementations, which carry it between
+// instances) asks every instance to close some of its live sockets
 // without revoking a token: those of Subject, or those whose client IP
 // (an IPv6 address by its /64, as the per-client limits key it) is IP,
 // with close code 1008 and Reason. Guard.Disconnect and bans send one.
@@ -146,7 +152,8 @@ func (r Revocation) Matches(subject, tokenID string, issuedAt time.Time) bool {
 	return false
 }
 
-// RateError reports a rate refusal by a Store, and when to retry.
+// RateError reports a rate refusal by a Store, and when to retry: a
+// Store implementation returns it from SharedStore.AllowAcquire.
 type RateError struct{ RetryAfter time.Duration }
 
 func (e *RateError) Error() string {
@@ -156,13 +163,15 @@ func (e *RateError) Error() string {
 // Unwrap makes errors.Is(err, ErrRateLimited) true.
 func (e *RateError) Unwrap() error { return ErrRateLimited }
 
-// Slot names one connection pool and its size.
+// Slot names one connection pool and its size, as the Guard asks a Store
+// implementation to take it (Acquire, AllowAcquire).
 type Slot struct {
 	Key string // "ip:<addr>", "sub:<subject>" or "total"
 	Max int
 }
 
-// QuotaError reports which pool was full.
+// QuotaError reports which pool was full: a Store implementation returns
+// it from Acquire and AllowAcquire.
 type QuotaError struct{ Slot Slot }
 
 func (e *QuotaError) Error() string {
@@ -199,7 +208,7 @@ func (g *Guard) storeFailed(ctx context.Context, check string, err error, ev Eve
 		return
 	}
 	if errors.Is(err, ErrRevocationsFull) {
-		g.emit(ctx, Event{Kind: EventRevocationsFull, Reason: "store_full", Detail: "refused (fail closed): " + err.Error(), RemoteIP: ev.RemoteIP, Subject: ev.Subject})
+		g.emit(ctx, Event{Kind: EventRevocationsFull, Reason: "store_full", Detail: "refused (fail closed): " + err.Error(), RemoteIP: ev.RemoteIP, Subject: ev.Subject, Err: err})
 		return
 	}
 	detail := "decided with this instance's own limits: "
@@ -207,7 +216,7 @@ func (g *Guard) storeFailed(ctx context.Context, check string, err error, ev Eve
 	case storeCheckRevocation, storeCheckReplay, storeCheckTicket:
 		detail = "refused (fail closed): "
 	}
-	g.emit(ctx, Event{Kind: EventStoreUnavailable, Reason: check, Detail: detail + err.Error(), RemoteIP: ev.RemoteIP, Subject: ev.Subject})
+	g.emit(ctx, Event{Kind: EventStoreUnavailable, Reason: check, Detail: detail + err.Error(), RemoteIP: ev.RemoteIP, Subject: ev.Subject, Err: err})
 }
 
 // storeRefusal answers a handshake the store could not decide and that

@@ -1,0 +1,150 @@
+package wssec
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+)
+
+// errEvent returns the first event of kind with reason, waiting a bounded
+// time for it.
+func errEvent(t *testing.T, r *recorder, kind EventKind, reason string) Event {
+	t.Helper()
+	var ev Event
+	eventually(t, string(kind)+" "+reason, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, e := range r.events {
+			if e.Kind == kind && e.Reason == reason {
+				ev = e
+				return true
+			}
+		}
+		return false
+	})
+	return ev
+}
+
+// TestErrors_RefusedMessageSentinels: every refused message, over a real
+// socket, gets its error frame, and the Err of its message_refused event
+// matches the sentinel of the frame's code (ReadMessage never returns a
+// refused message, so the event is where a program sees it).
+func TestErrors_RefusedMessageSentinels(t *testing.T) {
+	frozen := time.Now()
+	cases := []struct {
+		name     string
+		opts     []Option
+		first    string // a message sent, and acknowledged, before msg
+		msg      string
+		code     string // the error frame's code
+		reason   string // the event's reason
+		sentinel error
+	}{
+		{name: "payload fails its schema", msg: `{"action":"say","id":"i1","payload":{"text":""}}`,
+			code: "invalid_message", reason: "invalid_payload", sentinel: ErrMessageInvalid},
+		{name: "broken envelope", msg: `{"action":"marker","id":"i2",`,
+			code: "invalid_message", reason: "invalid_envelope", sentinel: ErrMessageInvalid},
+		{name: "unknown action", msg: `{"action":"nope","id":"u1"}`,
+			code: "unknown_action", reason: "unknown_action", sentinel: ErrUnknownAction},
+		{name: "channel rule", msg: `{"action":"subscribe","channel":"tenant:globex:orders","id":"f1"}`,
+			code: "forbidden", reason: "forbidden", sentinel: ErrForbidden},
+		{name: "policy", msg: `{"action":"say","id":"f2","payload":{"text":"deny"}}`,
+			code: "forbidden", reason: "forbidden", sentinel: ErrForbidden},
+		{name: "message rate", opts: []Option{WithMessageRate(rate.Limit(1), 1), WithClock(func() time.Time { return frozen })},
+			first: `{"action":"marker","id":"r0","payload":{"n":1}}`, msg: `{"action":"marker","id":"r1","payload":{"n":1}}`,
+			code: "rate_limited", reason: "rate_limited", sentinel: ErrRateLimited},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newConnHarness(t, tc.opts...)
+			c := h.dialClient(t, "orders:read", false)
+			if tc.first != "" {
+				c.sendText(tc.first)
+				c.expectFrame(wireFrame{Action: "ack", ID: "r0"})
+			}
+			c.sendText(tc.msg)
+			id := ""
+			if i := strings.Index(tc.msg, `"id":"`); i >= 0 {
+				id = tc.msg[i+6 : i+6+strings.IndexByte(tc.msg[i+6:], '"')]
+			}
+			c.expectError(tc.code, id)
+			ev := errEvent(t, h.events, EventMessageRefused, tc.reason)
+			if !errors.Is(ev.Err, tc.sentinel) {
+				t.Fatalf("event %s: Err %v, want one matching %v", tc.reason, ev.Err, tc.sentinel)
+			}
+			if tc.name == "policy" && !strings.Contains(ev.Err.Error(), connPolicySecret) {
+				t.Fatalf("policy refusal: Err %q does not keep the Policy's error for the server", ev.Err)
+			}
+		})
+	}
+}
+
+// TestErrors_MessageTooBig: an oversize message closes the socket with
+// 1009, and what ReadMessage returns matches ErrMessageTooBig (and
+// ErrClosed), as does its event's Err.
+func TestErrors_MessageTooBig(t *testing.T) {
+	h := newConnHarness(t, WithMaxMessageSize(1024))
+	c := h.dialClient(t, "", false)
+	c.marker("m1")
+	c.sendText(`{"action":"marker","id":"big","payload":{"n":1,"pad":"` + strings.Repeat("x", 2048) + `"}}`)
+	c.expectClose(CloseTooBig)
+	err := h.waitEnded(t)
+	var ce *CloseError
+	if !errors.As(err, &ce) || ce.Code != CloseTooBig || !errors.Is(err, ErrMessageTooBig) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("ReadMessage ended with %v, want a CloseError 1009 matching ErrMessageTooBig and ErrClosed", err)
+	}
+	if errors.Is(err, ErrRateLimited) || errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("ReadMessage's %v matches a sentinel it was not closed for", err)
+	}
+	ev := errEvent(t, h.events, EventMessageRefused, "message_too_big")
+	if !errors.Is(ev.Err, ErrMessageTooBig) {
+		t.Fatalf("message_too_big event: Err %v, want ErrMessageTooBig", ev.Err)
+	}
+}
+
+// TestErrors_ClientCloseMatchesNoSentinel: a close the client sent, even
+// with 1009, is not a refusal of the server's: only ErrClosed matches.
+func TestErrors_ClientCloseMatchesNoSentinel(t *testing.T) {
+	h := newConnHarness(t)
+	c := h.dialClient(t, "", false)
+	c.marker("m1")
+	msg := websocket.FormatCloseMessage(CloseTooBig, "too big for the client")
+	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	err := h.waitEnded(t)
+	var ce *CloseError
+	if !errors.As(err, &ce) || !ce.Remote || !errors.Is(err, ErrClosed) || errors.Is(err, ErrMessageTooBig) {
+		t.Fatalf("ReadMessage ended with %v, want a remote CloseError matching ErrClosed only", err)
+	}
+}
+
+// TestErrors_HandshakeEventErr: a refused handshake's event carries the
+// refusal, matching the same sentinel as what Upgrade returns.
+func TestErrors_HandshakeEventErr(t *testing.T) {
+	f := newFixture(t, nil, WithInsecureTransport(), WithHMACKey(testKey))
+	now := time.Now()
+	cases := []struct {
+		reason   string
+		h        http.Header
+		sentinel error
+	}{
+		{"origin_not_allowed", http.Header{"Origin": {"https://attacker.example"}}, ErrOriginNotAllowed},
+		{"token_missing", f.headers(""), ErrTokenMissing},
+		{"token_expired", f.headers(mint(t, claims{iat: now.Add(-10 * time.Minute), exp: now.Add(-5 * time.Minute)})), ErrTokenExpired},
+	}
+	for _, tc := range cases {
+		if _, status, _ := f.dial(tc.h); status < 400 {
+			t.Fatalf("%s: status %d, want a refusal", tc.reason, status)
+		}
+		ev := errEvent(t, f.events, EventHandshakeRefused, tc.reason)
+		if !errors.Is(ev.Err, tc.sentinel) {
+			t.Fatalf("%s event: Err %v, want one matching %v", tc.reason, ev.Err, tc.sentinel)
+		}
+	}
+}
