@@ -270,12 +270,14 @@ func (g *Guard) banCheck(ctx context.Context, key netip.Addr, sub string, ev Eve
 		return nil
 	}
 	if key.IsValid() {
-		if ref := g.apply(ctx, g.checkIPBan(ctx, key), ev); ref != nil {
+		v := g.checkIPBan(ctx, key)
+		if ref := g.apply(ctx, &v, &ev); ref != nil {
 			return ref
 		}
 	}
 	if sub != "" {
-		return g.apply(ctx, g.checkSubjectBan(ctx, sub), ev)
+		v := g.checkSubjectBan(ctx, sub)
+		return g.apply(ctx, &v, &ev)
 	}
 	return nil
 }

@@ -122,6 +122,9 @@ type refusal struct {
 	err        error  // a sentinel, or a wrapped detail for the log
 	retryAfter int    // seconds, for 429 and 503
 	desc       string // error_description of a 401, when not the reason's (see describe)
+	// guard is the guard that refused, when it can run report-only
+	// (WithReportOnly); "" when it cannot.
+	guard GuardName
 }
 
 func (r *refusal) Error() string { return r.err.Error() }

@@ -125,8 +125,8 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	// closes that gap. A store that cannot answer fails closed, as at the
 	// handshake (503): the socket closes with 1013, try again later.
 	v := g.checkRevocation(r.Context(), hs.principal)
-	switch ref := g.apply(r.Context(), v, ev); {
-	case v.storeErr != nil:
+	switch ref := g.apply(r.Context(), &v, &ev); {
+	case v.store != nil:
 		c.closeWith(CloseTryAgainLater, "service unavailable", false)
 	case ref != nil:
 		c.closeWith(ClosePolicy, "token revoked", false)
@@ -223,31 +223,56 @@ func headerHasToken(h http.Header, name, token string) bool {
 }
 
 // verdict is what one guard step found: a refusal (nil when the step
-// admits the request); the guard that refused, when it can run
-// report-only ("" when it cannot); and, when the Store could not decide,
-// its error and the check it failed (the step then decided without the
-// store, or refused: see SharedStore for which).
+// admits the request), whose guard field names the guard that refused
+// when it can run report-only; and, when the Store could not decide, the
+// failure (the step then decided without the store, or refused: see
+// SharedStore for which). Two words, so a step returns it in registers.
 type verdict struct {
-	ref        *refusal
-	guard      GuardName
-	storeErr   error
-	storeCheck string
+	ref   *refusal
+	store *storeFailure
+}
+
+// storeFailure is a Store's error and the check it could not decide.
+type storeFailure struct {
+	check string // storeCheckRate, …
+	err   error
 }
 
 // refusedBy is the verdict of a step of guard that refuses with ref (nil:
 // admits).
-func refusedBy(guard GuardName, ref *refusal) verdict { return verdict{ref: ref, guard: guard} }
+func refusedBy(guard GuardName, ref *refusal) verdict {
+	if ref != nil {
+		ref.guard = guard
+	}
+	return verdict{ref: ref}
+}
+
+// storeVerdict is the verdict of a step whose store could not decide
+// check: ref is the refusal when the step fails closed, nil when it
+// decided without the store.
+func storeVerdict(check string, err error, ref *refusal) verdict {
+	return verdict{ref: ref, store: &storeFailure{check: check, err: err}}
+}
 
 // apply acts on a step's verdict, the one place that does: a store
 // failure becomes an EventStoreUnavailable (storeFailed), a refusal by a
 // report-only guard an EventReportOnly and no refusal (enforce), and any
 // other refusal is returned for the caller to answer. ev is what the
-// handshake has learned so far (client IP, origin, subject).
-func (g *Guard) apply(ctx context.Context, v verdict, ev Event) *refusal {
-	if v.storeErr != nil {
-		g.storeFailed(ctx, v.storeCheck, v.storeErr, ev)
+// handshake has learned so far (client IP, origin, subject); apply does
+// not change it.
+func (g *Guard) apply(ctx context.Context, v *verdict, ev *Event) *refusal {
+	if v.ref == nil && v.store == nil {
+		return nil // the common case, inlined: nothing to act on
 	}
-	return g.enforce(ctx, v.guard, v.ref, ev)
+	return g.act(ctx, v, ev)
+}
+
+// act is apply for a verdict that holds something.
+func (g *Guard) act(ctx context.Context, v *verdict, ev *Event) *refusal {
+	if v.store != nil {
+		g.storeFailed(ctx, v.store.check, v.store.err, *ev)
+	}
+	return g.enforce(ctx, v.ref, ev)
 }
 
 // check runs the guard steps, cheapest first, and applies each verdict
@@ -258,20 +283,22 @@ func (g *Guard) apply(ctx context.Context, v verdict, ev Event) *refusal {
 // (Layout).
 func (g *Guard) check(ctx context.Context, r *http.Request) (*handshake, *refusal, Event) {
 	ev := Event{Kind: EventHandshakeRefused, Origin: r.Header.Get("Origin")}
+	var v verdict // each step's, in turn
 
 	// 1. Client: the peer's address, and the client's address and scheme
 	// as a trusted proxy reports them (one parse). A trusted proxy's
 	// header fault is a 400 of its own, decided before the transport: it
 	// is not a plain-ws:// problem.
-	remote, res, v := g.checkClient(r)
+	var res clientip.Result
+	remote, v := g.checkClient(r, &res)
 	ev.RemoteIP = remote
-	if ref := g.apply(ctx, v, ev); ref != nil {
+	if ref := g.apply(ctx, &v, &ev); ref != nil {
 		return nil, ref, ev
 	}
 
 	// 2. Transport: TLS, directly or as the trusted proxy reports it.
-	secure, v := g.checkTransport(r, res)
-	if ref := g.apply(ctx, v, ev); ref != nil {
+	secure, v := g.checkTransport(r, &res)
+	if ref := g.apply(ctx, &v, &ev); ref != nil {
 		return nil, ref, ev
 	}
 	ip := res.Client
@@ -279,31 +306,33 @@ func (g *Guard) check(ctx context.Context, r *http.Request) (*handshake, *refusa
 	key := clientKey(ip)
 
 	// 3. Client IP ban: a banned client gets no further work.
-	if ref := g.apply(ctx, g.checkIPBan(ctx, key), ev); ref != nil {
+	v = g.checkIPBan(ctx, key)
+	if ref := g.apply(ctx, &v, &ev); ref != nil {
 		return nil, ref, ev
 	}
 
 	// 4. Origin.
 	hs := &handshake{g: g, ip: ip}
 	sameOrigin, v := g.checkOrigin(r, secure, hs)
-	if ref := g.apply(ctx, v, ev); ref != nil {
+	if ref := g.apply(ctx, &v, &ev); ref != nil {
 		return nil, ref, ev
 	}
 	ev.Pattern = hs.pattern
 
 	// 5. Host.
-	if ref := g.apply(ctx, g.checkHost(r.Host, secure, sameOrigin), ev); ref != nil {
+	v = g.checkHost(r.Host, secure, sameOrigin)
+	if ref := g.apply(ctx, &v, &ev); ref != nil {
 		return nil, ref, ev
 	}
 
 	// 6. Handshake rate per client, then 7. connection quotas per IP and
 	// in total: both before any signature is checked.
 	rate, v := g.checkRate(ctx, key)
-	if ref := g.apply(ctx, v, ev); ref != nil {
+	if ref := g.apply(ctx, &v, &ev); ref != nil {
 		return nil, ref, ev
 	}
 	ls, v := g.checkIPQuota(ctx, key, rate)
-	if ref := g.apply(ctx, v, ev); ref != nil {
+	if ref := g.apply(ctx, &v, &ev); ref != nil {
 		return nil, ref, ev
 	}
 	if ls == nil {
@@ -313,34 +342,38 @@ func (g *Guard) check(ctx context.Context, r *http.Request) (*handshake, *refusa
 	// 8. Credential: a one-time ticket, the custom authenticator, or a
 	// token, verified. From here on a refusal gives the slots back.
 	p, v := g.checkCredential(ctx, r, hs)
-	if ref := g.apply(ctx, v, ev); ref != nil {
+	if ref := g.apply(ctx, &v, &ev); ref != nil {
 		ls.release()
 		return nil, ref, ev
 	}
 
 	// 9. Replay: a single-use token is admitted once.
 	if hs.via == "token" {
-		if ref := g.apply(ctx, g.checkReplay(ctx, p), ev); ref != nil {
+		v = g.checkReplay(ctx, p)
+		if ref := g.apply(ctx, &v, &ev); ref != nil {
 			ls.release()
 			return nil, ref, ev
 		}
 	}
 
 	// 10. Revocation, of every kind of credential.
-	if ref := g.apply(ctx, g.checkRevocation(ctx, p), ev); ref != nil {
+	v = g.checkRevocation(ctx, p)
+	if ref := g.apply(ctx, &v, &ev); ref != nil {
 		ls.release()
 		return nil, ref, ev
 	}
 	ev.Subject = p.Subject
 
 	// 11. Subject ban.
-	if ref := g.apply(ctx, g.checkSubjectBan(ctx, p.Subject), ev); ref != nil {
+	v = g.checkSubjectBan(ctx, p.Subject)
+	if ref := g.apply(ctx, &v, &ev); ref != nil {
 		ls.release()
 		return nil, ref, ev
 	}
 
 	// 12. Connection quota per subject.
-	if ref := g.apply(ctx, g.checkSubjectQuota(ctx, ls, p.Subject), ev); ref != nil {
+	v = g.checkSubjectQuota(ctx, ls, p.Subject)
+	if ref := g.apply(ctx, &v, &ev); ref != nil {
 		ls.release()
 		return nil, ref, ev
 	}
@@ -348,25 +381,24 @@ func (g *Guard) check(ctx context.Context, r *http.Request) (*handshake, *refusa
 	return hs, nil, ev
 }
 
-// 1. checkClient parses the peer's address and resolves the client's
-// address and scheme behind trusted proxies. It returns the peer's
-// address (zero when unparseable) for the refusal's event.
-func (g *Guard) checkClient(r *http.Request) (netip.Addr, clientip.Result, verdict) {
+// 1. checkClient parses the peer's address and resolves, into res, the
+// client's address and scheme behind trusted proxies. It returns the
+// peer's address (zero when unparseable) for the refusal's event.
+func (g *Guard) checkClient(r *http.Request, res *clientip.Result) (netip.Addr, verdict) {
 	remote, err := clientip.ParseRemoteAddr(r.RemoteAddr)
 	if err != nil {
-		return remote, clientip.Result{}, verdict{ref: refuse(400, "remote_addr", "bad request", ErrBadForwarded, err)}
+		return remote, verdict{ref: refuse(400, "remote_addr", "bad request", ErrBadForwarded, err)}
 	}
-	res, err := clientip.Resolve(remote, r.Header, g.trusted, g.ipFrom)
-	if err != nil {
-		return remote, res, verdict{ref: refuse(400, "forwarded_malformed", "bad forwarding headers", ErrBadForwarded, err)}
+	if *res, err = clientip.Resolve(remote, r.Header, g.trusted, g.ipFrom); err != nil {
+		return remote, verdict{ref: refuse(400, "forwarded_malformed", "bad forwarding headers", ErrBadForwarded, err)}
 	}
-	return remote, res, verdict{}
+	return remote, verdict{}
 }
 
 // 2. checkTransport requires TLS unless WithInsecureTransport: the
 // request's own, or the scheme a trusted proxy reports. It reports
 // whether the request arrived securely.
-func (g *Guard) checkTransport(r *http.Request, res clientip.Result) (secure bool, v verdict) {
+func (g *Guard) checkTransport(r *http.Request, res *clientip.Result) (secure bool, v verdict) {
 	secure = r.TLS != nil
 	if res.ViaProxy {
 		switch res.Proto {
@@ -377,7 +409,7 @@ func (g *Guard) checkTransport(r *http.Request, res clientip.Result) (secure boo
 		}
 	}
 	if !secure && !g.cfg.insecureTransport {
-		v = refusedBy(GuardTransport, refuse(426, "transport_insecure", "TLS required: connect with wss://", ErrInsecureTransport, g.transportHint(r.Header, res)))
+		v = refusedBy(GuardTransport, refuse(426, "transport_insecure", "TLS required: connect with wss://", ErrInsecureTransport, g.transportHint(r.Header, *res)))
 	}
 	return secure, v
 }
@@ -425,9 +457,13 @@ func (g *Guard) checkIPBan(ctx context.Context, key netip.Addr) verdict {
 
 // banVerdict is the verdict of a ban check.
 func (g *Guard) banVerdict(banned bool, wait time.Duration, storeErr error) verdict {
-	v := verdict{guard: GuardBan, storeErr: storeErr, storeCheck: storeCheckBan}
+	var v verdict
+	if storeErr != nil {
+		v = storeVerdict(storeCheckBan, storeErr, nil)
+	}
 	if banned {
 		v.ref = banRefusal(wait)
+		v.ref.guard = GuardBan
 	}
 	return v
 }
@@ -534,17 +570,18 @@ func (g *Guard) checkRate(ctx context.Context, key netip.Addr) (rateOutcome, ver
 			out.full = err
 			return out, verdict{}
 		}
-		v.storeErr, v.storeCheck = err, storeCheckRate
+		v = storeVerdict(storeCheckRate, err, nil)
 		out.useStore = false
 	}
 	ok, wait, err := l.allowHandshake(ctx, key, now, out.useStore)
 	if err != nil {
-		v.storeErr, v.storeCheck = err, storeCheckRate
+		v = storeVerdict(storeCheckRate, err, nil)
 		out.useStore = false
 		ok, wait, _ = l.allowHandshake(ctx, key, now, false)
 	}
 	if !ok {
-		v.ref, v.guard = rateRefusal(wait), GuardHandshakeRate
+		v.ref = rateRefusal(wait)
+		v.ref.guard = GuardHandshakeRate
 	}
 	return out, v
 }
@@ -564,13 +601,13 @@ func (g *Guard) checkIPQuota(ctx context.Context, key netip.Addr, rate rateOutco
 	} else {
 		var err error
 		if ls, ref, err = g.lim.acquireIP(ctx, key, rate.useStore); err != nil {
-			v.storeErr, v.storeCheck = err, storeCheckQuota
+			v = storeVerdict(storeCheckQuota, err, nil)
 			ls, ref, _ = g.lim.acquireIP(ctx, key, false)
 		}
 	}
 	if ref != nil {
-		ref.retryAfter = 1
-		v.ref, v.guard = ref, GuardQuota
+		ref.retryAfter, ref.guard = 1, GuardQuota
+		v.ref = ref
 	}
 	return ls, v
 }
@@ -698,7 +735,7 @@ func (g *Guard) checkReplay(ctx context.Context, p *Principal) verdict {
 	if g.shared != nil {
 		first, err := g.shared.Once(ctx, replayTokenIDKeyPrefix+p.ID, max(exp.Sub(now), time.Millisecond))
 		if err != nil {
-			return verdict{ref: storeRefusal(err), storeErr: err, storeCheck: storeCheckReplay}
+			return storeVerdict(storeCheckReplay, err, storeRefusal(err))
 		}
 		if !first {
 			return verdict{ref: tokenRefusal("token_replay", "token already used")}
@@ -720,7 +757,7 @@ func (g *Guard) checkReplay(ctx context.Context, p *Principal) verdict {
 func (g *Guard) checkRevocation(ctx context.Context, p *Principal) verdict {
 	revoked, err := g.isRevoked(ctx, p, g.now())
 	if err != nil {
-		return verdict{ref: storeRefusal(err), storeErr: err, storeCheck: storeCheckRevocation}
+		return storeVerdict(storeCheckRevocation, err, storeRefusal(err))
 	}
 	if revoked {
 		return verdict{ref: refuse(401, "token_revoked", "invalid token", ErrRevoked, nil)}
@@ -753,15 +790,15 @@ func (g *Guard) checkSubjectQuota(ctx context.Context, ls *lease, sub string) ve
 		ref, err = g.acquireEvicting(ctx, ls, sub, ref, useStore)
 	}
 	if err != nil {
-		v.storeErr, v.storeCheck = err, storeCheckQuota
+		v = storeVerdict(storeCheckQuota, err, nil)
 		ref, _ = ls.acquireSubject(ctx, sub, false)
 		if ref != nil && g.cfg.evictOldest {
 			ref, _ = g.acquireEvicting(ctx, ls, sub, ref, false)
 		}
 	}
 	if ref != nil {
-		ref.retryAfter = 1
-		v.ref, v.guard = ref, GuardQuota
+		ref.retryAfter, ref.guard = 1, GuardQuota
+		v.ref = ref
 	}
 	return v
 }

@@ -54,15 +54,16 @@ func (c *Conn) reauth(id []byte, payload []byte) {
 		c.closeWith(ClosePolicy, "banned", false)
 		return
 	}
-	if v := g.checkRevocation(c.ctx, p); g.apply(c.ctx, v, ev) != nil {
-		if v.storeErr != nil {
+	if v := g.checkRevocation(c.ctx, p); g.apply(c.ctx, &v, &ev) != nil {
+		if v.store != nil {
 			fail("store_error", "revocation status unknown (fail closed)")
 		} else {
 			fail("token_revoked", "token revoked")
 		}
 		return
 	}
-	if ref := g.apply(c.ctx, g.checkReplay(c.ctx, p), ev); ref != nil {
+	v := g.checkReplay(c.ctx, p)
+	if ref := g.apply(c.ctx, &v, &ev); ref != nil {
 		fail(ref.reason, ref.err.Error())
 		return
 	}

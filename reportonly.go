@@ -20,14 +20,16 @@ const (
 
 var reportOnlyGuards = []GuardName{GuardTransport, GuardOrigin, GuardHandshakeRate, GuardQuota, GuardBan, GuardMessageRate, GuardChannel, GuardPolicy}
 
-// enforce returns ref, unless its guard is report-only: then it records
-// the would-be refusal and returns nil.
-func (g *Guard) enforce(ctx context.Context, guard GuardName, ref *refusal, ev Event) *refusal {
-	if ref == nil || !g.cfg.reportOnly[guard] {
+// enforce returns ref, unless the guard that refused (ref.guard) is
+// report-only: then it records the would-be refusal, as an
+// EventReportOnly made from ev, and returns nil.
+func (g *Guard) enforce(ctx context.Context, ref *refusal, ev *Event) *refusal {
+	if ref == nil || ref.guard == "" || !g.cfg.reportOnly[ref.guard] {
 		return ref
 	}
-	ev.Kind, ev.Reason, ev.Status = EventReportOnly, ref.reason, ref.status
-	ev.Detail, ev.Err = ref.err.Error(), ref.err
-	g.emit(ctx, ev)
+	e := *ev
+	e.Kind, e.Reason, e.Status = EventReportOnly, ref.reason, ref.status
+	e.Detail, e.Err = ref.err.Error(), ref.err
+	g.emit(ctx, e)
 	return nil
 }

@@ -576,7 +576,7 @@ func (g *Guard) redeemTicket(ctx context.Context, r *http.Request, ip netip.Addr
 	if g.shared != nil {
 		data, found, err := g.shared.TakeTicket(ctx, v)
 		if err != nil {
-			return nil, true, verdict{ref: storeRefusal(err), storeErr: err, storeCheck: storeCheckTicket}
+			return nil, true, storeVerdict(storeCheckTicket, err, storeRefusal(err))
 		}
 		if found {
 			if t, err = decodeTicket(data); err != nil {
