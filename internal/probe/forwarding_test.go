@@ -199,7 +199,8 @@ func TestProxySpoof_SpoofedFillNotRefusedByStatus(t *testing.T) {
 		evidence string
 	}{
 		{"honest per-address limit", &capServer{perIP: 4, total: 10}, 0,
-			Pass, `and still after 4 with a different X-Forwarded-For, Forwarded, X-Real-IP, True-Client-IP, CF-Connecting-IP on each (429 "too many sockets from your address")`},
+			// 3 or 4: a socket the probe just closed may still be counted.
+			Pass, ` with a different X-Forwarded-For, Forwarded, X-Real-IP, True-Client-IP, CF-Connecting-IP on each (429 "too many sockets from your address")`},
 		{"network error before the limit", &capServer{perIP: 4, total: 10, trustXFF: true, onSpoofed: at3(drop)}, 0,
 			NA, "socket 3 failed without an HTTP answer (unexpected EOF)"},
 		{"budget spent before the limit", &capServer{perIP: 4, total: 10, trustXFF: true}, 3,
