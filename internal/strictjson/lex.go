@@ -264,20 +264,39 @@ func isValueStart(c byte) bool {
 	return '0' <= c && c <= '9'
 }
 
+// stringEnd returns the index of the quote that closes the string whose
+// body starts at data[i], or -1 if the input ends first. A backslash
+// escapes the byte after it; nothing else is checked (scanString does).
+func stringEnd(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case '"':
+			return i
+		case '\\':
+			i += 2
+		default:
+			i++
+		}
+	}
+	return -1
+}
+
 // skipValue returns the index just after the JSON value that starts at
 // data[i], or -1 if the input ends inside an object, an array or a
-// string. It only matches brackets and scans strings, so it also gets
-// past values that Parse refuses (a duplicate key, a bad number), to
-// reach members that follow them. A scalar other than a string ends at
-// the first comma or closing bracket outside strings, or at the end of
-// the input, so its end may include trailing whitespace.
+// string. It only matches brackets and finds where strings end (without
+// checking what they hold), so it also gets past values that Parse
+// refuses (a duplicate key, a bad number, invalid UTF-8 or a lone
+// surrogate in a string), to reach members that follow them, as
+// encoding/json would. A scalar other than a string ends at the first
+// comma or closing bracket outside strings, or at the end of the input,
+// so its end may include trailing whitespace.
 func skipValue(data []byte, i int) int {
 	depth := 0
 	for i < len(data) {
 		switch data[i] {
 		case '"':
-			q, _, err := scanString(data, i+1)
-			if err != nil {
+			q := stringEnd(data, i+1)
+			if q < 0 {
 				return -1
 			}
 			i = q + 1

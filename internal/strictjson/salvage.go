@@ -54,7 +54,10 @@ func Refine(data []byte, lim Limits, schemas func(action []byte) *Schema, err *E
 // [Refine]. A member that appears twice, or whose value is not a
 // well-formed string, leaves its field nil: the message is then ambiguous
 // about it. Only top-level members count; an "id" inside the payload
-// never does. Salvage stops at the first byte it cannot read past.
+// never does. Strings that Parse refuses (invalid UTF-8, a lone
+// surrogate) are read past, as encoding/json reads past them, so a member
+// after one still counts; Salvage stops at the first byte it cannot read
+// past.
 func Salvage(data []byte, lim Limits, env *Envelope) {
 	lim = lim.withDefaults()
 	*env = Envelope{Scratch: env.Scratch[:0]}
@@ -74,18 +77,31 @@ func Salvage(data []byte, lim Limits, env *Envelope) {
 		if i >= len(data) || data[i] != '"' {
 			break
 		}
+		// A key Parse refuses is read past, not stopped at: encoding/json
+		// reads past invalid UTF-8 and lone surrogates, and a member
+		// after them still counts. Such a key decodes with U+FFFD in it,
+		// so it is neither "id" nor "action". An escaped key that
+		// unescapes to one of them is a member that Parse refuses: it
+		// counts as seen (encoding/json reads it), never as well-formed.
+		var m uint8
 		q, esc, err := scanString(data, i+1)
 		if err != nil {
-			break
-		}
-		var m uint8
-		if !esc {
-			switch string(data[i+1 : q]) {
+			if q = stringEnd(data, i+1); q < 0 {
+				break
+			}
+		} else {
+			key, n := data[i+1:q], len(scratch)
+			if esc {
+				scratch = appendUnescaped(scratch, key)
+				key = scratch[n:]
+			}
+			switch string(key) {
 			case "id":
 				m = memberID
 			case "action":
 				m = memberAction
 			}
+			scratch = scratch[:n]
 		}
 		if i = skipWS(data, q+1); i >= len(data) || data[i] != ':' {
 			break
@@ -98,18 +114,22 @@ func Salvage(data []byte, lim Limits, env *Envelope) {
 			ok := false
 			if data[i] == '"' {
 				var e *Error
-				if s, i, scratch, e = stringMember(data, i, scratch, 1<<30); e != nil {
-					break
-				}
-				b := s.bytes(data, scratch)
-				if m == memberID {
-					ok = len(b) <= lim.MaxIDLen && utf8.Valid(b) && validID(b)
-				} else {
-					ok = len(b) <= lim.MaxActionLen && printableASCII(b)
+				var next int
+				if s, next, scratch, e = stringMember(data, i, scratch, 1<<30); e == nil {
+					b := s.bytes(data, scratch)
+					if m == memberID {
+						ok = len(b) <= lim.MaxIDLen && utf8.Valid(b) && validID(b)
+					} else {
+						ok = len(b) <= lim.MaxActionLen && printableASCII(b)
+					}
+					i = next
+				} else if i = skipValue(data, i); i < 0 {
+					break // a string Parse refuses: seen, not well-formed
 				}
 			} else if i = skipValue(data, i); i < 0 {
 				break
 			}
+			ok = ok && !esc
 			if m == memberID {
 				idSeen++
 				id, idOK = s, ok
