@@ -37,9 +37,11 @@ const (
 // CloseError is returned by ReadMessage and Send once the connection is
 // closed, with the code and reason of the close, whichever side sent it.
 // It matches ErrClosed with errors.Is, and, when the server closed for a
-// refusal that has a sentinel, that sentinel too: ErrMessageTooBig (1009),
+// refusal that has a sentinel, that sentinel too: ErrMessageInvalid (1007,
+// a text frame that is not valid UTF-8), ErrMessageTooBig (1009),
 // ErrRateLimited (1013, a message or ping flood), ErrSlowConsumer (1013,
-// the client did not read what the server sent).
+// the client did not read what the server sent), ErrTokenExpired (1008,
+// the token expired and the client did not re-authenticate).
 type CloseError struct {
 	Code   int
 	Reason string
@@ -352,7 +354,7 @@ func (c *Conn) admitMessage(mt int, data []byte) (*Message, error) {
 		if mt == websocket.TextMessage && !utf8.Valid(data) {
 			// Invalid UTF-8 fails the connection whatever the rate
 			// (strictjson.Parse checks it on the accepting path).
-			c.closeWith(CloseInvalidData, "invalid utf-8", false)
+			c.closeFor(ErrMessageInvalid, CloseInvalidData, "invalid utf-8")
 			c.record(EventMessageRefused, Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData, Err: ErrMessageInvalid})
 			return nil, c.closedErr()
 		}
@@ -386,7 +388,7 @@ func (c *Conn) admitMessage(mt int, data []byte) (*Message, error) {
 		if err == strictjson.ErrInvalidUTF8 && mt == websocket.TextMessage {
 			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
 			// connection (gorilla does not check this).
-			c.closeWith(CloseInvalidData, "invalid utf-8", false)
+			c.closeFor(ErrMessageInvalid, CloseInvalidData, "invalid utf-8")
 			c.record(EventMessageRefused, Event{Reason: "invalid_utf8", CloseCode: CloseInvalidData, Err: ErrMessageInvalid})
 			return nil, c.closedErr()
 		}
@@ -1006,7 +1008,7 @@ func (c *Conn) onTimer() {
 			ev.Subject = p.Subject
 		}
 		g.emit(c.ctx, ev)
-		c.closeWith(ClosePolicy, "token expired", false)
+		c.closeFor(ErrTokenExpired, ClosePolicy, "token expired")
 	}
 	if age {
 		c.closeWith(ClosePolicy, "maximum connection age", false)

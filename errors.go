@@ -30,11 +30,15 @@ var (
 	// (without WithHosts) names a DNS name on a plain ws:// same-origin
 	// handshake, which is how DNS rebinding reaches a local service.
 	ErrHostNotAllowed = errors.New("wssec: host not allowed")
-	// ErrRateLimited: the client exceeded a handshake or message rate.
+	// ErrRateLimited: the client exceeded a handshake or message rate, or
+	// is banned (WithBanPolicy, BanIP, BanSubject).
 	ErrRateLimited = errors.New("wssec: rate limited")
 	// ErrQuotaExceeded: the client IP or subject holds too many connections.
 	ErrQuotaExceeded = errors.New("wssec: connection quota exceeded")
-	// ErrCapacity: the Guard holds its total number of connections.
+	// ErrCapacity: the Guard holds its total number of connections, or a
+	// bounded table it must add to is full of live entries: the replay
+	// cache of WithSingleUseTokens (the handshake gets 503), the ban list
+	// (BanIP and BanSubject return it).
 	ErrCapacity = errors.New("wssec: server at capacity")
 	// ErrStoreUnavailable: the shared Store could not decide a check that
 	// must not pass unchecked (revocation, replay, ticket), so the
@@ -55,15 +59,18 @@ var (
 	// ErrConfig is wrapped by every configuration error New returns.
 	ErrConfig = errors.New("wssec: invalid configuration")
 	// ErrMessageInvalid: a client message is not an acceptable envelope
-	// (not valid UTF-8 included), or its payload fails its schema: the
-	// error frame's code invalid_message.
+	// (not valid UTF-8 included: that closes the connection with 1007),
+	// or its payload fails its schema, or Conn.Deny refused it with code
+	// invalid_message: the error frame's code invalid_message.
 	ErrMessageInvalid = errors.New("wssec: invalid message")
 	// ErrUnknownAction: a client message names an action that is not
 	// registered: the error frame's code unknown_action.
 	ErrUnknownAction = errors.New("wssec: unknown action")
 	// ErrForbidden: the channel rules, the action's RequireScope or the
-	// Policy denied a message, or Conn.Deny did: the error frame's code
-	// forbidden.
+	// Policy denied a message, or Conn.Deny did, or an in-band
+	// re-authentication was refused (then wrapping the sentinel of the
+	// check that refused it, such as ErrTokenExpired or
+	// ErrStoreUnavailable): the error frame's code forbidden.
 	ErrForbidden = errors.New("wssec: forbidden")
 	// ErrMessageTooBig: a message exceeded WithMaxMessageSize, and the
 	// connection was closed with 1009.

@@ -1,6 +1,7 @@
 package wssec
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -146,5 +147,78 @@ func TestErrors_HandshakeEventErr(t *testing.T) {
 		if !errors.Is(ev.Err, tc.sentinel) {
 			t.Fatalf("%s event: Err %v, want one matching %v", tc.reason, ev.Err, tc.sentinel)
 		}
+	}
+}
+
+// TestErrors_InvalidUTF8: a text frame that is not UTF-8 closes the socket
+// with 1007, and what ReadMessage returns matches ErrMessageInvalid (and
+// ErrClosed), as does its event's Err.
+func TestErrors_InvalidUTF8(t *testing.T) {
+	h := newConnHarness(t)
+	c := h.dialClient(t, "", false)
+	c.marker("m1")
+	c.sendText("{\"action\":\"marker\",\"id\":\"\xff\xfe\",\"payload\":{\"n\":1}}")
+	c.expectClose(CloseInvalidData)
+	err := h.waitEnded(t)
+	var ce *CloseError
+	if !errors.As(err, &ce) || ce.Code != CloseInvalidData || !errors.Is(err, ErrMessageInvalid) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("ReadMessage ended with %v, want a CloseError 1007 matching ErrMessageInvalid and ErrClosed", err)
+	}
+	ev := errEvent(t, h.events, EventMessageRefused, "invalid_utf8")
+	if !errors.Is(ev.Err, ErrMessageInvalid) {
+		t.Fatalf("invalid_utf8 event: Err %v, want ErrMessageInvalid", ev.Err)
+	}
+}
+
+// TestErrors_TokenExpiryClose: at the token's expiry the socket closes
+// with 1008, and what ReadMessage returns matches ErrTokenExpired (and
+// ErrClosed).
+func TestErrors_TokenExpiryClose(t *testing.T) {
+	ended := make(chan error, 1)
+	serve := func(ctx context.Context, c *Conn) {
+		for {
+			if _, err := c.ReadMessage(ctx); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}
+	f := newFixture(t, serve, WithHMACKey(testKey), WithInsecureTransport(), WithClockSkew(0), WithExpiryWarning(0))
+	ws, st, err := f.dial(f.headers(shortLived(t, "alice", 2*time.Second)))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	if code, _ := closeFrame(t, ws); code != ClosePolicy {
+		t.Fatalf("close at expiry %d, want 1008", code)
+	}
+	select {
+	case err = <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadMessage did not return after the close")
+	}
+	var ce *CloseError
+	if !errors.As(err, &ce) || ce.Code != ClosePolicy || !errors.Is(err, ErrTokenExpired) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("ReadMessage ended with %v, want a CloseError 1008 matching ErrTokenExpired and ErrClosed", err)
+	}
+}
+
+// TestErrors_ReauthRefusalWrapsCause: a refused in-band re-authentication
+// answers forbidden, and its event's Err matches ErrForbidden and the
+// sentinel of the check that refused the token.
+func TestErrors_ReauthRefusalWrapsCause(t *testing.T) {
+	f := newFixture(t, nil, WithHMACKey(testKey), WithInsecureTransport(), WithClockSkew(0), WithExpiryWarning(0))
+	ws, st, err := f.dial(f.headers(shortLived(t, "alice", time.Minute)))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	now := time.Now()
+	expired := mint(t, claims{sub: "alice", tenant: "acme", iat: now.Add(-10 * time.Minute), exp: now.Add(-5 * time.Minute)})
+	sendJSON(t, ws, map[string]any{"action": "auth", "id": "r1", "payload": map[string]string{"token": expired}})
+	if m := readFrame(t, ws); m["action"] != "error" || m["id"] != "r1" {
+		t.Fatalf("re-auth with an expired token answered %v, want an error frame", m)
+	}
+	ev := errEvent(t, f.events, EventMessageRefused, "token_expired")
+	if !errors.Is(ev.Err, ErrForbidden) || !errors.Is(ev.Err, ErrTokenExpired) {
+		t.Fatalf("refused re-auth event: Err %v, want one matching ErrForbidden and ErrTokenExpired", ev.Err)
 	}
 }

@@ -96,12 +96,17 @@ type Event struct {
 	// EventMessageRefused, and EventReportOnly for the refusal a
 	// report-only guard let through) or the Store's own error
 	// (EventStoreUnavailable, and EventRevocationsFull with Reason
-	// "store_full"); nil on other events. On a refusal it matches
-	// the refusal's sentinel with errors.Is: ErrOriginNotAllowed,
-	// ErrTokenExpired, ErrRateLimited, … for a handshake; ErrMessageInvalid,
-	// ErrUnknownAction, ErrForbidden (wrapping the Policy's own error when
-	// the Policy denied), ErrRateLimited, ErrMessageTooBig,
-	// ErrSlowConsumer or ErrTokenExpired for a message or a connection.
+	// "store_full"); nil on other events, and on the two message_refused
+	// events that refuse no message of their own: "denial_limit" (the
+	// close that ends a run of refusals, each with its Err) and
+	// "protocol_error" (a frame gorilla/websocket refused). On a refusal
+	// it matches the refusal's sentinel with errors.Is:
+	// ErrOriginNotAllowed, ErrTokenExpired, ErrRateLimited, … for a
+	// handshake; ErrMessageInvalid, ErrUnknownAction, ErrForbidden
+	// (wrapping the Policy's own error when the Policy denied, and the
+	// refusing check's sentinel when a re-authentication was refused),
+	// ErrRateLimited, ErrMessageTooBig, ErrSlowConsumer or ErrTokenExpired
+	// for a message or a connection.
 	// Like Detail, its text may name request data: never use it as a
 	// metrics label.
 	Err error

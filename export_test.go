@@ -9,7 +9,7 @@ import (
 // Hooks for the package's own tests: read-only views of internal state
 // that production code has no use for.
 
-// counts reports the live counters, for tests and metrics.
+// counts reports the live counters.
 func (l *limits) counts() (ips, subs, total int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

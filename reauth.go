@@ -2,6 +2,7 @@ package wssec
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"time"
 )
@@ -24,47 +25,53 @@ func (c *Conn) reauth(id []byte, payload []byte) {
 	if old != nil {
 		ev.Subject = old.Subject
 	}
-	fail := func(reason, detail string) {
-		ev.Reason, ev.Detail = reason, detail
+	// fail answers forbidden; the event's Err matches ErrForbidden and,
+	// when a handshake check refused the token, that check's sentinel
+	// too (ErrTokenExpired, ErrRevoked, ErrStoreUnavailable, …).
+	fail := func(reason, detail string, cause error) {
+		ev.Reason, ev.Detail, ev.Err = reason, detail, ErrForbidden
+		if cause != nil {
+			ev.Err = fmt.Errorf("%w: %w", ErrForbidden, cause)
+		}
 		c.deny(id, "forbidden", "re-authentication refused", ev, true)
 	}
 	var ap authPayload
 	if err := json.Unmarshal(payload, &ap); err != nil || ap.Token == "" {
-		fail("reauth_invalid", "auth payload needs a token")
+		fail("reauth_invalid", "auth payload needs a token", nil)
 		return
 	}
 	if g.ver == nil {
-		fail("reauth_unsupported", "this endpoint does not verify tokens")
+		fail("reauth_unsupported", "this endpoint does not verify tokens", nil)
 		return
 	}
 	p, ref := g.ver.verify(c.ctx, ap.Token)
 	if ref != nil {
-		fail(ref.reason, ref.err.Error())
+		fail(ref.reason, ref.err.Error(), ref)
 		return
 	}
 	if old == nil || p.Subject != old.Subject || p.Tenant != old.Tenant {
-		fail("reauth_subject", "token names another subject or tenant")
+		fail("reauth_subject", "token names another subject or tenant", nil)
 		return
 	}
 	// The ban checks of a handshake: a banned client IP or subject does
 	// not re-authenticate, and its socket ends (a ban normally closed it
 	// already; this covers a ban this instance learned of late).
 	if ref := g.banCheck(c.ctx, clientKey(c.hs.ip), p.Subject, ev); ref != nil {
-		fail(ref.reason, ref.err.Error())
+		fail(ref.reason, ref.err.Error(), ref)
 		c.closeWith(ClosePolicy, "banned", false)
 		return
 	}
 	if v := g.checkRevocation(c.ctx, p); g.apply(c.ctx, &v, &ev) != nil {
 		if v.store != nil {
-			fail("store_error", "revocation status unknown (fail closed)")
+			fail("store_error", "revocation status unknown (fail closed)", v.ref)
 		} else {
-			fail("token_revoked", "token revoked")
+			fail("token_revoked", "token revoked", v.ref)
 		}
 		return
 	}
 	v := g.checkReplay(c.ctx, p)
 	if ref := g.apply(c.ctx, &v, &ev); ref != nil {
-		fail(ref.reason, ref.err.Error())
+		fail(ref.reason, ref.err.Error(), ref)
 		return
 	}
 	c.principal.Store(p)

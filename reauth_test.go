@@ -2,6 +2,7 @@ package wssec
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +192,9 @@ func TestReauth_StoreDownRefusesFreshToken(t *testing.T) {
 	if !f.events.has(EventMessageRefused, "store_error") || !f.events.has(EventStoreUnavailable, storeCheckRevocation) {
 		t.Fatalf("events: refused %v, store %v; want store_error and store_unavailable revocation",
 			f.events.reasons(EventMessageRefused), f.events.reasons(EventStoreUnavailable))
+	}
+	if ev := errEvent(t, f.events, EventMessageRefused, "store_error"); !errors.Is(ev.Err, ErrStoreUnavailable) || !errors.Is(ev.Err, ErrForbidden) {
+		t.Fatalf("refused re-auth event: Err %v, want one matching ErrStoreUnavailable and ErrForbidden", ev.Err)
 	}
 	sendJSON(t, ws, map[string]any{"action": "ping", "id": "p"})
 	if m := readFrame(t, ws); m["action"] != "pong" {
