@@ -41,7 +41,11 @@ const (
 // a text frame that is not valid UTF-8), ErrMessageTooBig (1009),
 // ErrRateLimited (1013, a message or ping flood), ErrSlowConsumer (1013,
 // the client did not read what the server sent), ErrTokenExpired (1008,
-// the token expired and the client did not re-authenticate).
+// the token expired and the client did not re-authenticate), ErrRevoked
+// (1008, the token or its subject was revoked), ErrStoreUnavailable (1013,
+// the store could not say whether a just-upgraded socket's token was
+// revoked). Closes for a ban, Disconnect, WithEvictOldest and the maximum
+// age match ErrClosed only.
 type CloseError struct {
 	Code   int
 	Reason string

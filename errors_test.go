@@ -222,3 +222,71 @@ func TestErrors_ReauthRefusalWrapsCause(t *testing.T) {
 		t.Fatalf("refused re-auth event: Err %v, want one matching ErrForbidden and ErrTokenExpired", ev.Err)
 	}
 }
+
+// TestErrors_RevocationClose: a socket closed because its subject was
+// revoked ends ReadMessage with a CloseError 1008 that matches ErrRevoked
+// (and ErrClosed), so the application can tell it from an expiry.
+func TestErrors_RevocationClose(t *testing.T) {
+	ended := make(chan error, 1)
+	serve := func(ctx context.Context, c *Conn) {
+		for {
+			if _, err := c.ReadMessage(ctx); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}
+	f := newFixture(t, serve, WithHMACKey(testKey), WithInsecureTransport())
+	ws, st, err := f.dial(f.headers(mint(t, claims{sub: "alice"})))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	f.waitHandlers(1)
+	if err := f.g.Revoke(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := closeFrame(t, ws); code != ClosePolicy || reason != "token revoked" {
+		t.Fatalf("close after Revoke %d %q, want 1008 \"token revoked\"", code, reason)
+	}
+	select {
+	case err = <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadMessage did not return after the close")
+	}
+	var ce *CloseError
+	if !errors.As(err, &ce) || ce.Code != ClosePolicy || !errors.Is(err, ErrRevoked) || !errors.Is(err, ErrClosed) || errors.Is(err, ErrTokenExpired) {
+		t.Fatalf("ReadMessage ended with %v, want a CloseError 1008 matching ErrRevoked and ErrClosed only", err)
+	}
+}
+
+// TestErrors_StoreFailsAfterUpgradeClose: the store answers the handshake
+// and then cannot say whether the just-upgraded socket's token was
+// revoked; ReadMessage ends with a CloseError 1013 matching
+// ErrStoreUnavailable.
+func TestErrors_StoreFailsAfterUpgradeClose(t *testing.T) {
+	ended := make(chan error, 1)
+	serve := func(ctx context.Context, c *Conn) {
+		for {
+			if _, err := c.ReadMessage(ctx); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}
+	f := newFixture(t, serve, WithHMACKey(testKey), WithInsecureTransport(), WithStore(&revokedFailsLater{ok: 1}))
+	ws, st, err := f.dial(f.headers(mint(t, claims{sub: "alice"})))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	if code, _ := closeFrame(t, ws); code != CloseTryAgainLater {
+		t.Fatalf("close %d, want 1013", code)
+	}
+	select {
+	case err = <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadMessage did not return after the close")
+	}
+	if !errors.Is(err, ErrStoreUnavailable) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("ReadMessage ended with %v, want a CloseError matching ErrStoreUnavailable and ErrClosed", err)
+	}
+}

@@ -127,9 +127,9 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	v := g.checkRevocation(r.Context(), hs.principal)
 	switch ref := g.apply(r.Context(), &v, &ev); {
 	case v.store != nil:
-		c.closeWith(CloseTryAgainLater, "service unavailable", false)
+		c.closeFor(ErrStoreUnavailable, CloseTryAgainLater, "service unavailable")
 	case ref != nil:
-		c.closeWith(ClosePolicy, "token revoked", false)
+		c.closeFor(ErrRevoked, ClosePolicy, "token revoked")
 	case g.banCheck(r.Context(), clientKey(hs.ip), hs.principal.Subject, ev) != nil:
 		c.closeWith(ClosePolicy, "banned", false) // the same gap, for a ban
 	}

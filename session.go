@@ -260,7 +260,7 @@ func (g *Guard) closeRevoked(ctx context.Context, now time.Time, rev Revocation)
 			hit, _ = g.revokedLive(ctx, p, now)
 		}
 		if hit {
-			c.closeWith(ClosePolicy, "token revoked", false)
+			c.closeFor(ErrRevoked, ClosePolicy, "token revoked")
 			continue
 		}
 		// After a gap in the feed, bans it did not carry are checked too.
