@@ -170,19 +170,37 @@ func TestErrors_InvalidUTF8(t *testing.T) {
 	}
 }
 
-// TestErrors_TokenExpiryClose: at the token's expiry the socket closes
-// with 1008, and what ReadMessage returns matches ErrTokenExpired (and
-// ErrClosed).
-func TestErrors_TokenExpiryClose(t *testing.T) {
+// readUntilClosed is a serve function that reads until ReadMessage fails,
+// and the channel that receives that error.
+func readUntilClosed() (func(context.Context, *Conn), <-chan error) {
 	ended := make(chan error, 1)
-	serve := func(ctx context.Context, c *Conn) {
+	return func(ctx context.Context, c *Conn) {
 		for {
 			if _, err := c.ReadMessage(ctx); err != nil {
 				ended <- err
 				return
 			}
 		}
+	}, ended
+}
+
+// waitErr waits a bounded time for the error ReadMessage ended with.
+func waitErr(t *testing.T, ended <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ended:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadMessage did not return after the close")
+		return nil
 	}
+}
+
+// TestErrors_TokenExpiryClose: at the token's expiry the socket closes
+// with 1008, and what ReadMessage returns matches ErrTokenExpired (and
+// ErrClosed).
+func TestErrors_TokenExpiryClose(t *testing.T) {
+	serve, ended := readUntilClosed()
 	f := newFixture(t, serve, WithHMACKey(testKey), WithInsecureTransport(), WithClockSkew(0), WithExpiryWarning(0))
 	ws, st, err := f.dial(f.headers(shortLived(t, "alice", 2*time.Second)))
 	if err != nil {
@@ -191,11 +209,7 @@ func TestErrors_TokenExpiryClose(t *testing.T) {
 	if code, _ := closeFrame(t, ws); code != ClosePolicy {
 		t.Fatalf("close at expiry %d, want 1008", code)
 	}
-	select {
-	case err = <-ended:
-	case <-time.After(5 * time.Second):
-		t.Fatal("ReadMessage did not return after the close")
-	}
+	err = waitErr(t, ended)
 	var ce *CloseError
 	if !errors.As(err, &ce) || ce.Code != ClosePolicy || !errors.Is(err, ErrTokenExpired) || !errors.Is(err, ErrClosed) {
 		t.Fatalf("ReadMessage ended with %v, want a CloseError 1008 matching ErrTokenExpired and ErrClosed", err)
@@ -227,15 +241,7 @@ func TestErrors_ReauthRefusalWrapsCause(t *testing.T) {
 // revoked ends ReadMessage with a CloseError 1008 that matches ErrRevoked
 // (and ErrClosed), so the application can tell it from an expiry.
 func TestErrors_RevocationClose(t *testing.T) {
-	ended := make(chan error, 1)
-	serve := func(ctx context.Context, c *Conn) {
-		for {
-			if _, err := c.ReadMessage(ctx); err != nil {
-				ended <- err
-				return
-			}
-		}
-	}
+	serve, ended := readUntilClosed()
 	f := newFixture(t, serve, WithHMACKey(testKey), WithInsecureTransport())
 	ws, st, err := f.dial(f.headers(mint(t, claims{sub: "alice"})))
 	if err != nil {
@@ -248,11 +254,7 @@ func TestErrors_RevocationClose(t *testing.T) {
 	if code, reason := closeFrame(t, ws); code != ClosePolicy || reason != "token revoked" {
 		t.Fatalf("close after Revoke %d %q, want 1008 \"token revoked\"", code, reason)
 	}
-	select {
-	case err = <-ended:
-	case <-time.After(5 * time.Second):
-		t.Fatal("ReadMessage did not return after the close")
-	}
+	err = waitErr(t, ended)
 	var ce *CloseError
 	if !errors.As(err, &ce) || ce.Code != ClosePolicy || !errors.Is(err, ErrRevoked) || !errors.Is(err, ErrClosed) || errors.Is(err, ErrTokenExpired) {
 		t.Fatalf("ReadMessage ended with %v, want a CloseError 1008 matching ErrRevoked and ErrClosed only", err)
@@ -264,15 +266,7 @@ func TestErrors_RevocationClose(t *testing.T) {
 // revoked; ReadMessage ends with a CloseError 1013 matching
 // ErrStoreUnavailable.
 func TestErrors_StoreFailsAfterUpgradeClose(t *testing.T) {
-	ended := make(chan error, 1)
-	serve := func(ctx context.Context, c *Conn) {
-		for {
-			if _, err := c.ReadMessage(ctx); err != nil {
-				ended <- err
-				return
-			}
-		}
-	}
+	serve, ended := readUntilClosed()
 	f := newFixture(t, serve, WithHMACKey(testKey), WithInsecureTransport(), WithStore(&revokedFailsLater{ok: 1}))
 	ws, st, err := f.dial(f.headers(mint(t, claims{sub: "alice"})))
 	if err != nil {
@@ -281,11 +275,7 @@ func TestErrors_StoreFailsAfterUpgradeClose(t *testing.T) {
 	if code, _ := closeFrame(t, ws); code != CloseTryAgainLater {
 		t.Fatalf("close %d, want 1013", code)
 	}
-	select {
-	case err = <-ended:
-	case <-time.After(5 * time.Second):
-		t.Fatal("ReadMessage did not return after the close")
-	}
+	err = waitErr(t, ended)
 	if !errors.Is(err, ErrStoreUnavailable) || !errors.Is(err, ErrClosed) {
 		t.Fatalf("ReadMessage ended with %v, want a CloseError matching ErrStoreUnavailable and ErrClosed", err)
 	}
