@@ -139,8 +139,9 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 // Handler guards the endpoint, upgrades accepted requests and runs serve
 // with a context that carries the Principal and ends when the connection
 // does. Behind this Guard's Wrap (r.Use(g.Wrap) in chi) it does not guard
-// again: one handshake costs one rate token and one connection slot. When serve returns, the connection is closed normally (1000); if
-// serve panics, the panic is logged and the connection closed with 1011.
+// again: one handshake costs one rate token and one connection slot. When
+// serve returns, the connection is closed normally (1000); if serve
+// panics, the panic is logged and the connection closed with 1011.
 //
 // serve runs on a goroutine of its own and the HTTP handler returns right
 // after the upgrade, so net/http lets go of the request and its buffers:
