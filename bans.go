@@ -142,7 +142,10 @@ func banKeyIP(key netip.Addr) string  { return "ip:" + key.String() }
 func banKeySubject(sub string) string { return "sub:" + sub }
 
 // record counts one refusal of class for the client key and the subject,
-// and bans whichever crossed the threshold.
+// and bans whichever crossed the threshold. Both bans are in place (and
+// shared) before either closes a socket: a client that reads its
+// "banned" close frame and reconnects from another address finds its
+// subject already banned.
 func (g *Guard) recordRefusal(ctx context.Context, class banClass, key netip.Addr, sub string) {
 	b := g.bans
 	if b == nil || class == banNone {
@@ -151,25 +154,42 @@ func (g *Guard) recordRefusal(ctx context.Context, class banClass, key netip.Add
 	now := g.now()
 	n := now.UnixNano()
 	end := now.Add(b.pol.Duration).UnixNano()
+	var closes [2]*SessionNotice
 	if key.IsValid() {
 		if ok, _ := b.byIP[class].Allow(limiter.KeyFromAddr(key), n); !ok {
 			ev := Event{Kind: EventBanned, Reason: banClassNames[class], RemoteIP: key}
-			g.placeBan(ctx, b.ips.Add(key, end, end, n), banKeyIP(key), b.pol.Duration, ev)
+			closes[0], _ = g.noteBan(ctx, b.ips.Add(key, end, end, n), banKeyIP(key), b.pol.Duration, ev)
 		}
 	}
 	if sub != "" {
 		if ok, _ := b.bySub[class].Allow(limiter.KeyFromString(sub), n); !ok {
 			ev := Event{Kind: EventBanned, Reason: banClassNames[class], Subject: sub}
-			g.placeBan(ctx, b.subjects.Add(sub, end, end, n), banKeySubject(sub), b.pol.Duration, ev)
+			closes[1], _ = g.noteBan(ctx, b.subjects.Add(sub, end, end, n), banKeySubject(sub), b.pol.Duration, ev)
+		}
+	}
+	for _, sn := range closes {
+		if sn != nil {
+			g.closeSessions(ctx, *sn, "banned")
 		}
 	}
 }
 
 // placeBan reports a ban placed in this instance (err is the local ban
-// list's answer), closes the banned party's live sockets with 1008
-// "banned" and, with a SharedStore, shares the ban with every instance,
-// each of which closes its own.
+// list's answer), shares it with every instance through a SharedStore
+// (each of which closes its own sockets) and closes the banned party's
+// live sockets here with 1008 "banned".
 func (g *Guard) placeBan(ctx context.Context, err error, key string, d time.Duration, ev Event) error {
+	sn, err := g.noteBan(ctx, err, key, d, ev)
+	if sn != nil {
+		g.closeSessions(ctx, *sn, "banned")
+	}
+	return err
+}
+
+// noteBan is placeBan without the closing: it shares and reports the ban
+// and returns the notice whose sessions are to close (nil when none are:
+// the list was full, or bans are report-only).
+func (g *Guard) noteBan(ctx context.Context, err error, key string, d time.Duration, ev Event) (*SessionNotice, error) {
 	var serr error
 	if g.shared != nil && (err == nil || err == ttlcache.ErrExists) {
 		if serr = g.shared.Ban(ctx, key, d); serr != nil {
@@ -186,18 +206,19 @@ func (g *Guard) placeBan(ctx context.Context, err error, key string, d time.Dura
 	default:
 		ev.Kind, ev.Detail = EventConfigWarning, "ban list full: "+err.Error()
 		g.emit(ctx, ev)
-		return fmt.Errorf("wssec: ban: list full (%w)", ErrCapacity)
+		return nil, fmt.Errorf("wssec: ban: list full (%w)", ErrCapacity)
 	}
+	var sn *SessionNotice
 	if !g.cfg.reportOnly[GuardBan] {
 		// A ban ends the party's sessions here at once; with a
 		// SharedStore every other instance closes its own on the ban's
 		// notice (SubscribeSessions).
-		g.closeSessions(ctx, SessionNotice{Subject: ev.Subject, IP: ev.RemoteIP, Reason: "banned"}, "banned")
+		sn = &SessionNotice{Subject: ev.Subject, IP: ev.RemoteIP, Reason: "banned"}
 	}
 	if serr != nil {
-		return fmt.Errorf("wssec: ban: not shared with other instances: %w", serr)
+		return sn, fmt.Errorf("wssec: ban: not shared with other instances: %w", serr)
 	}
-	return nil
+	return sn, nil
 }
 
 // BanSubject bans subject for d, as an automatic ban does: its live
