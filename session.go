@@ -267,8 +267,8 @@ func (g *Guard) closeRevoked(ctx context.Context, now time.Time, rev Revocation)
 		if rev.IsZero() && g.bans != nil {
 			ev := Event{Kind: EventDisconnected, RemoteIP: c.hs.ip, Subject: p.Subject}
 			if g.banCheck(ctx, clientKey(c.hs.ip), p.Subject, ev) != nil {
-				c.closeWith(ClosePolicy, "banned", false)
 				g.emit(ctx, Event{Kind: EventDisconnected, Reason: "banned", RemoteIP: c.hs.ip, Subject: p.Subject, CloseCode: ClosePolicy, Detail: "1 socket(s) closed: banned"})
+				c.closeWith(ClosePolicy, "banned", false)
 			}
 		}
 	}
@@ -335,21 +335,26 @@ func (g *Guard) closeSessions(ctx context.Context, n SessionNotice, why string) 
 	if reason == "" {
 		reason = "disconnected"
 	}
-	closed := 0
+	var named []*Conn
 	for _, c := range g.liveConns() {
-		p := c.Principal()
 		if c.isClosing() {
 			continue
 		}
+		p := c.Principal()
 		if n.Subject != "" && p != nil && p.Subject == n.Subject ||
 			n.IP.IsValid() && clientKey(c.hs.ip) == clientKey(n.IP) {
-			c.closeWith(ClosePolicy, reason, false)
-			closed++
+			named = append(named, c)
 		}
 	}
-	if closed > 0 {
-		g.emit(ctx, Event{Kind: EventDisconnected, Reason: why, Subject: n.Subject, RemoteIP: n.IP, CloseCode: ClosePolicy,
-			Detail: fmt.Sprintf("%d socket(s) closed: %s", closed, truncate(reason, 123))})
+	if len(named) == 0 {
+		return
+	}
+	// Reported before the sockets close: once a client reads its close
+	// frame, the event is out.
+	g.emit(ctx, Event{Kind: EventDisconnected, Reason: why, Subject: n.Subject, RemoteIP: n.IP, CloseCode: ClosePolicy,
+		Detail: fmt.Sprintf("%d socket(s) closed: %s", len(named), truncate(reason, 123))})
+	for _, c := range named {
+		c.closeWith(ClosePolicy, reason, false)
 	}
 }
 
@@ -408,8 +413,8 @@ func (g *Guard) evictOldestNow(ctx context.Context, sub string) *Conn {
 	if oldest == nil {
 		return nil
 	}
-	oldest.closeWith(ClosePolicy, evictReason, false)
 	g.emit(ctx, Event{Kind: EventDisconnected, Reason: "session_replaced", Subject: sub, RemoteIP: oldest.hs.ip, CloseCode: ClosePolicy, Detail: "oldest socket closed to admit a new one"})
+	oldest.closeWith(ClosePolicy, evictReason, false)
 	return oldest
 }
 
