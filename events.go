@@ -115,7 +115,10 @@ type Event struct {
 // Observer receives every security event, for metrics or alerting.
 // Observe is called synchronously on the connection's or request's
 // goroutine, so it must be safe for concurrent use and must not block:
-// hand slow work to a goroutine of your own.
+// hand slow work to a goroutine of your own. A refused handshake or
+// message, a ban and a disconnect (Disconnect, a ban, an eviction) are
+// observed before the client is answered: by the time a client reads its
+// status, error frame or close frame, Observe has returned.
 type Observer interface {
 	Observe(Event)
 }
