@@ -305,7 +305,7 @@ func (g *Guard) banCheck(ctx context.Context, key netip.Addr, sub string, ev Eve
 
 // banRefusal is the answer to a banned client.
 func banRefusal(wait time.Duration) *refusal {
-	ref := refuse(429, "banned", "too many refused attempts; retry later", ErrRateLimited, nil)
+	ref := refuse(429, "banned", "too many refused attempts; retry later", errBanRefusal{}, nil)
 	ref.retryAfter = max(1, int(math.Ceil(wait.Seconds())))
 	return ref
 }

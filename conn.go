@@ -44,8 +44,9 @@ const (
 // the token expired and the client did not re-authenticate), ErrRevoked
 // (1008, the token or its subject was revoked), ErrStoreUnavailable (1013,
 // the store could not say whether a just-upgraded socket's token was
-// revoked). Closes for a ban, Disconnect, WithEvictOldest and the maximum
-// age match ErrClosed only.
+// revoked), ErrBanned (1008 "banned", the client IP or subject was
+// banned). Closes for Disconnect, WithEvictOldest and the maximum age
+// match ErrClosed only.
 type CloseError struct {
 	Code   int
 	Reason string

@@ -31,8 +31,13 @@ var (
 	// handshake, which is how DNS rebinding reaches a local service.
 	ErrHostNotAllowed = errors.New("wssec: host not allowed")
 	// ErrRateLimited: the client exceeded a handshake or message rate, or
-	// is banned (WithBanPolicy, BanIP, BanSubject).
+	// is banned (a ban's refusal matches ErrBanned too).
 	ErrRateLimited = errors.New("wssec: rate limited")
+	// ErrBanned: the client IP or the subject is banned (WithBanPolicy,
+	// BanIP, BanSubject). A banned handshake (429) matches it and
+	// ErrRateLimited; a socket closed by a ban (1008 "banned") matches it
+	// and ErrClosed.
+	ErrBanned = errors.New("wssec: banned")
 	// ErrQuotaExceeded: the client IP or subject holds too many connections.
 	ErrQuotaExceeded = errors.New("wssec: connection quota exceeded")
 	// ErrCapacity: the Guard holds its total number of connections, or a
@@ -80,6 +85,13 @@ var (
 	// closed with 1013.
 	ErrSlowConsumer = errors.New("wssec: send queue full")
 )
+
+// errBanRefusal is a banned client's refusal: it reads as ErrBanned and
+// matches ErrRateLimited as well, the sentinel bans had before ErrBanned.
+type errBanRefusal struct{}
+
+func (errBanRefusal) Error() string        { return ErrBanned.Error() }
+func (errBanRefusal) Is(target error) bool { return target == ErrBanned || target == ErrRateLimited }
 
 // ErrRevoked: the token or its subject was revoked.
 var ErrRevoked = errors.New("wssec: token revoked")

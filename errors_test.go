@@ -280,3 +280,55 @@ func TestErrors_StoreFailsAfterUpgradeClose(t *testing.T) {
 		t.Fatalf("ReadMessage ended with %v, want a CloseError matching ErrStoreUnavailable and ErrClosed", err)
 	}
 }
+
+// TestErrors_BanCloseAndRefusal: a socket closed because its subject was
+// banned ends ReadMessage with a CloseError 1008 "banned" matching
+// ErrBanned (not ErrRevoked); the banned subject's next handshake gets
+// 429 and its event's Err matches ErrBanned and ErrRateLimited. A
+// Disconnect's close matches ErrClosed only.
+func TestErrors_BanCloseAndRefusal(t *testing.T) {
+	serve, ended := readUntilClosed()
+	f := newFixture(t, serve, WithHMACKey(testKey), WithInsecureTransport(),
+		WithBanPolicy(BanPolicy{Threshold: 3, Window: time.Minute, Duration: time.Minute}))
+	ws, st, err := f.dial(f.headers(mint(t, claims{sub: "mallory"})))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	f.waitHandlers(1)
+	if err := f.g.BanSubject(context.Background(), "mallory", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := closeFrame(t, ws); code != ClosePolicy || reason != "banned" {
+		t.Fatalf("close after BanSubject %d %q, want 1008 \"banned\"", code, reason)
+	}
+	err = waitErr(t, ended)
+	var ce *CloseError
+	if !errors.As(err, &ce) || ce.Code != ClosePolicy || !errors.Is(err, ErrBanned) || !errors.Is(err, ErrClosed) || errors.Is(err, ErrRevoked) {
+		t.Fatalf("ReadMessage ended with %v, want a CloseError 1008 matching ErrBanned and ErrClosed", err)
+	}
+	if _, st, _ := f.dial(f.headers(mint(t, claims{sub: "mallory"}))); st != http.StatusTooManyRequests {
+		t.Fatalf("banned subject's handshake: %d, want 429", st)
+	}
+	ev := errEvent(t, f.events, EventHandshakeRefused, "banned")
+	if !errors.Is(ev.Err, ErrBanned) || !errors.Is(ev.Err, ErrRateLimited) {
+		t.Fatalf("banned handshake event: Err %v, want one matching ErrBanned and ErrRateLimited", ev.Err)
+	}
+
+	// A Disconnect is not a ban.
+	serve2, ended2 := readUntilClosed()
+	f2 := newFixture(t, serve2, WithHMACKey(testKey), WithInsecureTransport())
+	ws2, st, err := f2.dial(f2.headers(mint(t, claims{sub: "alice"})))
+	if err != nil {
+		t.Fatalf("dial: %d %v", st, err)
+	}
+	f2.waitHandlers(1)
+	if err := f2.g.Disconnect(context.Background(), "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := closeFrame(t, ws2); code != ClosePolicy {
+		t.Fatalf("close after Disconnect %d, want 1008", code)
+	}
+	if err := waitErr(t, ended2); !errors.Is(err, ErrClosed) || errors.Is(err, ErrBanned) {
+		t.Fatalf("ReadMessage after Disconnect ended with %v, want a CloseError matching ErrClosed only", err)
+	}
+}

@@ -101,7 +101,7 @@ type Event struct {
 	// close that ends a run of refusals, each with its Err) and
 	// "protocol_error" (a frame gorilla/websocket refused). On a refusal
 	// it matches the refusal's sentinel with errors.Is:
-	// ErrOriginNotAllowed, ErrTokenExpired, ErrRateLimited, … for a
+	// ErrOriginNotAllowed, ErrTokenExpired, ErrRateLimited, ErrBanned, … for a
 	// handshake; ErrMessageInvalid, ErrUnknownAction, ErrForbidden
 	// (wrapping the Policy's own error when the Policy denied, and the
 	// refusing check's sentinel when a re-authentication was refused),

@@ -131,7 +131,7 @@ func (g *Guard) Upgrade(w http.ResponseWriter, r *http.Request) (*Conn, error) {
 	case ref != nil:
 		c.closeFor(ErrRevoked, ClosePolicy, "token revoked")
 	case g.banCheck(r.Context(), clientKey(hs.ip), hs.principal.Subject, ev) != nil:
-		c.closeWith(ClosePolicy, "banned", false) // the same gap, for a ban
+		c.closeFor(ErrBanned, ClosePolicy, "banned") // the same gap, for a ban
 	}
 	return c, nil
 }

@@ -58,7 +58,7 @@ func (c *Conn) reauth(id []byte, payload []byte) {
 	// already; this covers a ban this instance learned of late).
 	if ref := g.banCheck(c.ctx, clientKey(c.hs.ip), p.Subject, ev); ref != nil {
 		fail(ref.reason, ref.err.Error(), ref)
-		c.closeWith(ClosePolicy, "banned", false)
+		c.closeFor(ErrBanned, ClosePolicy, "banned")
 		return
 	}
 	if v := g.checkRevocation(c.ctx, p); g.apply(c.ctx, &v, &ev) != nil {

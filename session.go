@@ -268,7 +268,7 @@ func (g *Guard) closeRevoked(ctx context.Context, now time.Time, rev Revocation)
 			ev := Event{Kind: EventDisconnected, RemoteIP: c.hs.ip, Subject: p.Subject}
 			if g.banCheck(ctx, clientKey(c.hs.ip), p.Subject, ev) != nil {
 				g.emit(ctx, Event{Kind: EventDisconnected, Reason: "banned", RemoteIP: c.hs.ip, Subject: p.Subject, CloseCode: ClosePolicy, Detail: "1 socket(s) closed: banned"})
-				c.closeWith(ClosePolicy, "banned", false)
+				c.closeFor(ErrBanned, ClosePolicy, "banned")
 			}
 		}
 	}
@@ -353,8 +353,12 @@ func (g *Guard) closeSessions(ctx context.Context, n SessionNotice, why string) 
 	// frame, the event is out.
 	g.emit(ctx, Event{Kind: EventDisconnected, Reason: why, Subject: n.Subject, RemoteIP: n.IP, CloseCode: ClosePolicy,
 		Detail: fmt.Sprintf("%d socket(s) closed: %s", len(named), truncate(reason, 123))})
+	var cause error // a Disconnect's close matches ErrClosed only
+	if why == "banned" {
+		cause = ErrBanned
+	}
 	for _, c := range named {
-		c.closeWith(ClosePolicy, reason, false)
+		c.closeWithErr(&CloseError{Code: ClosePolicy, Reason: closeReason(reason), cause: cause})
 	}
 }
 
