@@ -1061,7 +1061,7 @@ func (c *Conn) closeWith(code int, reason string, remote bool) {
 }
 
 // closeFor closes the connection from the server's side for a refusal
-// whose sentinel is cause: the CloseError matches it.
+// whose sentinel is cause: the CloseError matches it (nil: ErrClosed only).
 func (c *Conn) closeFor(cause error, code int, reason string) {
 	c.closeWithErr(&CloseError{Code: code, Reason: closeReason(reason), cause: cause})
 }

@@ -358,7 +358,7 @@ func (g *Guard) closeSessions(ctx context.Context, n SessionNotice, why string) 
 		cause = ErrBanned
 	}
 	for _, c := range named {
-		c.closeWithErr(&CloseError{Code: ClosePolicy, Reason: closeReason(reason), cause: cause})
+		c.closeFor(cause, ClosePolicy, reason)
 	}
 }
 
